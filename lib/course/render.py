@@ -1,0 +1,213 @@
+"""Executed notebooks -> PDF reports (nbconvert + XeLaTeX), and the whole course in one PDF.
+
+What the reader gets, and why each step exists:
+- the title is the notebook's first heading (not its file name), the date line says how it was run;
+- DejaVu fonts, so Greek letters and maths symbols in prose and outputs print instead of vanishing;
+- progress bars and widgets are dropped (a PDF cannot show them; the final numbers are printed anyway);
+- cells tagged ``remove-cell`` vanish, ``remove-input`` keep only their output, ``--no-input`` gives a
+  results-only report;
+- ``course.pdf`` = a contents page + every chapter, with PDF bookmarks.
+Without TeX the same reports are written as HTML, and the command that enables PDFs is printed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
+
+from lib.course import catalog
+from lib.course.paths import reports_dir
+
+TEMPLATE = Path(__file__).parent / "templates" / "course.tex.j2"
+TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core"
+TEX_COMMAND = f"sudo apt-get update && sudo apt-get install -y --no-install-recommends {TEX_PACKAGES}"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def have_tex() -> bool:
+    return bool(shutil.which("xelatex") and shutil.which("pandoc"))
+
+
+def ensure_tex(log=print) -> bool:
+    """Install XeLaTeX and pandoc with apt-get when missing and we are root; say how otherwise."""
+    if have_tex():
+        return True
+    if os.name == "posix" and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing TeX for the PDF reports (about 2 minutes): apt-get install {TEX_PACKAGES}", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        ok = subprocess.run(["apt-get", "update", "-qq"], env=env).returncode == 0 and subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *TEX_PACKAGES.split()], env=env
+        ).returncode == 0
+        if ok and have_tex():
+            return True
+    log(f"xelatex/pandoc not found: reports will be HTML. To get PDFs, run:\n    {TEX_COMMAND}", flush=True)
+    return False
+
+
+class CleanOutputs(Preprocessor):
+    """Drop what a page cannot show: widgets (tqdm bars), stderr (warnings, text progress bars),
+    and collapse carriage-return animations in stdout to their final state."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                if out.name == "stderr":
+                    continue
+                out.text = "\n".join(line.split("\r")[-1] for line in out.text.split("\n"))
+            elif out.output_type in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                if WIDGET in data:
+                    continue
+            kept.append(out)
+        cell.outputs = kept
+        return cell, resources
+
+
+def _prepare(nb_path: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(nb_path, as_version=4)
+    title = None
+    for cell in nb.cells:  # the first heading becomes the title (and leaves the body: no doubled title)
+        if cell.cell_type == "markdown":
+            lines = cell.source.splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("#"):
+                    title = catalog.strip_markdown(line.lstrip("#"))
+                    cell.source = "\n".join(lines[:i] + lines[i + 1:]).strip()
+                    break
+        if title:
+            break
+    nb.metadata["title"] = title or nb_path.stem.replace("_", " ")
+    params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
+    bits = [f"profile {params['profile']}" if "profile" in params else None,
+            f"seed {params['seed']}" if "seed" in params else None]
+    stamp = (nb.metadata.get("papermill") or {}).get("end_time") or ""
+    nb.metadata["date"] = " · ".join(b for b in [*bits, f"executed {stamp[:16].replace('T', ' ')}" if stamp else None] if b)
+    return nb
+
+
+def _exporter(kind: str, no_input: bool):
+    from nbconvert import HTMLExporter, PDFExporter
+
+    if kind == "pdf":
+        exp = PDFExporter(template_file=str(TEMPLATE))
+        exp.latex_count = 2  # two passes: bookmarks and references settle on the second
+    else:
+        exp = HTMLExporter(template_name="lab")
+    exp.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"remove-cell"},
+                                                    remove_input_tags={"remove-input"},
+                                                    remove_all_outputs_tags={"remove-output"}, enabled=True), True)
+    exp.register_preprocessor(CleanOutputs(), True)
+    if no_input:
+        exp.exclude_input = True
+        exp.exclude_input_prompt = True
+        exp.exclude_output_prompt = True
+    return exp
+
+
+def render(nb_path: Path, out_dir: Path | None = None, kind: str = "pdf", no_input: bool = False) -> Path:
+    """Render one executed notebook to ``out_dir/<stem>.pdf`` (or ``.html``)."""
+    out_dir = out_dir or nb_path.parent
+    nb = _prepare(nb_path)
+    body, _ = _exporter(kind, no_input).from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
+    suffix = "-results" if no_input else ""
+    out = out_dir / f"{nb_path.stem}{suffix}.{kind}"
+    out.write_bytes(body if isinstance(body, bytes) else body.encode())
+    return out
+
+
+def _contents_page(entries: list[tuple[str, str, int]]) -> Path:
+    """A one-page PDF listing the chapters and their first page (XeLaTeX, same fonts as the chapters)."""
+    def esc(s: str) -> str:
+        for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                     ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")]:
+            s = s.replace(a, b)
+        return s
+
+    rows = "\n".join(rf"\textbf{{{esc(num)}}} & {esc(title)} \dotfill & {page} \\[4pt]" for num, title, page in entries)
+    tex = rf"""\documentclass[11pt]{{article}}
+\usepackage{{fontspec}}\setmainfont{{DejaVu Serif}}[Scale=0.92]
+\usepackage[margin=1in]{{geometry}}\usepackage{{tabularx}}\pagestyle{{empty}}
+\begin{{document}}
+{{\Huge Monocular Depth, from Data Loaders to Bokeh}}\par\vspace{{6pt}}
+{{\large The executed chapters of the course}}\par\vspace{{24pt}}
+{{\Large Contents}}\par\vspace{{10pt}}
+\begin{{tabularx}}{{\linewidth}}{{@{{}}l X r@{{}}}}
+{rows}
+\end{{tabularx}}
+\end{{document}}
+"""
+    tmp = Path(tempfile.mkdtemp(prefix="course-contents-"))
+    (tmp / "contents.tex").write_text(tex)
+    proc = subprocess.run(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "contents.tex"], cwd=tmp,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"xelatex failed on the contents page:\n{proc.stdout[-2000:]}")
+    return tmp / "contents.pdf"
+
+
+def course_pdf(chapters: list[tuple[str, str, Path]], out: Path) -> Path:
+    """Merge chapter PDFs behind a contents page, with one bookmark per chapter (and its sections under it)."""
+    from pypdf import PdfReader, PdfWriter
+
+    counts = [len(PdfReader(p).pages) for _, _, p in chapters]
+    contents = _contents_page([(n, t, 0) for n, t, _ in chapters])  # first pass: how long is it?
+    first = len(PdfReader(contents).pages) + 1
+    starts = [first + sum(counts[:i]) for i in range(len(chapters))]
+    contents = _contents_page([(n, t, s) for (n, t, _), s in zip(chapters, starts)])
+    writer = PdfWriter()
+    writer.append(str(contents), outline_item="Contents")
+    for (num, title, path) in chapters:
+        writer.append(str(path), outline_item=f"{num} {title}")
+    writer.page_mode = "/UseOutlines"
+    writer.add_metadata({"/Title": "Monocular Depth, from Data Loaders to Bokeh"})
+    with open(out, "wb") as f:
+        writer.write(f)
+    return out
+
+
+def render_all(selection: list[str] | None = None, no_input: bool = False, log=print) -> list[Path]:
+    """Render the executed notebooks found in ``reports/``; then ``course.pdf`` when all chapters are there."""
+    kind = "pdf" if ensure_tex(log) else "html"
+    done, chapters, missing = [], [], []
+    for nb in catalog.find(selection):
+        executed = reports_dir() / f"{nb.stem}.ipynb"
+        if not executed.exists():
+            missing.append(nb.stem)
+            continue
+        log(f"rendering {executed.name} -> {kind} ...", flush=True)
+        out = render(executed, reports_dir(), kind, no_input)
+        done.append(out)
+        chapters.append((nb.number, nb.title, out))
+    if missing:
+        log(f"not executed yet (run `python -m lib.course run {' '.join(m[:2] for m in missing)}` first): "
+            + ", ".join(missing), flush=True)
+    if kind == "pdf" and chapters and not selection and not no_input:
+        out = course_pdf(chapters, reports_dir() / "course.pdf")
+        log(f"whole course -> {out}", flush=True)
+        done.append(out)
+    return done
+
+
+def pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+
+
+def pdf_images(path: Path) -> int:
+    from pypdf import PdfReader
+
+    return sum(len(page.images) for page in PdfReader(path).pages)
+
+
+def notebook_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,137 @@
+"""The course runner: parameters checked before execution, failures reported and kept, numbers recorded."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from lib.course import __main__ as cli
+from lib.course import catalog, execute, render, results
+
+
+def write_nb(folder, name, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for kind, src, *tags in cells:
+        cell = nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def course_dirs(tmp_path, monkeypatch):
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    monkeypatch.setenv("COURSE_NOTEBOOKS_DIR", str(nbs))
+    monkeypatch.setenv("COURSE_REPORTS_DIR", str(reports))
+    write_nb(nbs, "00_first", [
+        ("md", "# The first $\\sigma$ chapter\n\nText."),
+        ("code", "seed = 0\nprofile = 'quick'\nsteps = 10  # training steps\nlr = 0.5\nname = 'a'", "parameters"),
+        ("code", "from lib import course\ncourse.record(steps=steps, lr=lr, twice=2 * steps)"),
+    ])
+    write_nb(nbs, "01_broken", [
+        ("md", "# Broken chapter"),
+        ("code", "seed = 0\nprofile = 'quick'", "parameters"),
+        ("code", "x = 1"),
+        ("code", "raise RuntimeError('on purpose')"),
+        ("code", "y = 2"),
+    ])
+    write_nb(nbs, "02_second", [
+        ("md", "# Second"),
+        ("code", "seed = 0\nprofile = 'quick'\nk = 3", "parameters"),
+        ("code", "from lib import course\ncourse.record(k2=k * k)"),
+    ])
+    (nbs / "profiles.yaml").write_text("00_first:\n  full: {steps: 1000}\n  smoke: {steps: 1, lr: 2}\n")
+    return nbs, reports
+
+
+def test_catalog_reads_titles_defaults_and_profiles(course_dirs):
+    nb = catalog.find(["00"])[0]
+    assert nb.title == "The first \\sigma chapter"
+    assert nb.defaults() == {"seed": 0, "profile": "quick", "steps": 10, "lr": 0.5, "name": "a"}
+    final, changed = catalog.resolve(nb, "full")
+    assert final["steps"] == 1000 and final["profile"] == "full" and changed == {"profile": "full", "steps": 1000}
+    final, _ = catalog.resolve(nb, "smoke", {"steps": 7})  # -p beats the profile
+    assert final["steps"] == 7 and final["lr"] == 2.0 and isinstance(final["lr"], float)  # int -> float is fine
+    assert [n.stem for n in catalog.find(None)] == ["00_first", "01_broken", "02_second"]
+
+
+def test_unknown_parameter_is_refused_with_the_valid_names(course_dirs, capsys):
+    with pytest.raises(ValueError, match="no_such_name.*valid names: seed, profile, steps, lr, name"):
+        catalog.resolve(catalog.find(["00"])[0], "quick", {"no_such_name": 1})
+    assert cli.main(["run", "00", "-p", "no_such_name", "1"]) == 2
+    assert "valid names" in capsys.readouterr().err
+    assert not (course_dirs[1] / "00_first.ipynb").exists()  # refused before execution
+
+
+@pytest.mark.parametrize("name,value,expected", [("steps", "abc", "expects int"), ("lr", "'x'", "expects float"),
+                                                 ("steps", "1.5", "expects int"), ("steps", "True", "expects int")])
+def test_wrong_type_is_refused(course_dirs, name, value, expected):
+    with pytest.raises(ValueError, match=expected):
+        catalog.resolve(catalog.find(["00"])[0], "quick", {name: catalog.parse_value(value)})
+
+
+def test_unknown_notebook_and_profile(course_dirs):
+    with pytest.raises(ValueError, match="no notebook matches '07'.*00_first"):
+        catalog.find(["07"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        catalog.resolve(catalog.find(["00"])[0], "huge")
+
+
+@pytest.mark.slow
+def test_run_records_numbers_and_failures(course_dirs):
+    nbs, reports = course_dirs
+    assert cli.main(["run", "00", "-p", "steps", "4"]) == 0
+    rec = next(r for r in results.load_records() if r["notebook"] == "00_first")
+    assert rec["status"] == "ok" and rec["numbers"] == {"steps": 4, "lr": 0.5, "twice": 8}
+    assert rec["overrides"] == {"steps": 4}
+    executed = json.loads((reports / "00_first.ipynb").read_text())
+    assert any("steps = 4" in "".join(c["source"]) for c in executed["cells"])  # papermill injected it
+
+    # a failing chapter: non-zero exit, the cell named, the partial notebook kept, --keep-going runs the rest
+    runs = execute.run(["01", "02"], keep_going=True, log=lambda *a, **k: None)
+    broken, second = runs
+    assert not broken.ok and second.ok
+    assert "01_broken.ipynb failed in cell" in broken.error and "RuntimeError: on purpose" in broken.error
+    partial = json.loads((reports / "01_broken.ipynb").read_text())
+    assert any(o.get("output_type") == "error" for c in partial["cells"] for o in c.get("outputs", []))
+    assert cli.main(["run", "01", "02"]) == 1  # stops at the failure without --keep-going
+    table = (reports / "results.md").read_text()
+    assert "| failed |" in table and "| ok |" in table and "k2" in table and "steps=4" in table
+
+
+@pytest.mark.slow
+def test_sweep_makes_one_run_per_value_and_a_table(course_dirs):
+    res, table = execute.sweep("02", {"k": [2, 5]}, log=lambda *a, **k: None)
+    assert [r.record["numbers"]["k2"] for r in res] == [4, 25]
+    lines = [ln for ln in table.splitlines() if ln.startswith("| 2 ") or ln.startswith("| 5 ")]
+    assert len(lines) == 2 and "| 4 |" in lines[0] and "| 25 |" in lines[1]
+    assert (course_dirs[1] / "sweeps" / "02_second--k.md").exists()
+
+
+def test_record_outside_the_runner_keeps_numbers_in_memory(monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_RECORD", raising=False)
+    results.record(alpha=0.25)
+    assert results.recorded()["alpha"] == 0.25
+    assert "alpha" in capsys.readouterr().out
+    with pytest.raises(ValueError):
+        results.record()
+
+
+def test_clean_outputs_drops_widgets_stderr_and_progress_frames():
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="  0%|  | 0/9\r100%|##| 9/9\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="step 1\rstep 2\rstep 3\ndone\n"),
+        nbformat.v4.new_output("display_data", data={render.WIDGET: {"model_id": "x"}, "text/plain": "HBox()"}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "kept"}),
+    ]
+    out, _ = render.CleanOutputs().preprocess_cell(cell, {}, 0)
+    assert [o.output_type for o in out.outputs] == ["stream", "display_data"]
+    assert out.outputs[0].text == "step 3\ndone\n"
+    assert out.outputs[1].data["text/plain"] == "kept"
