@@ -1,0 +1,76 @@
+"""Every chapter executes (smoke profile: tiny sizes) and renders; notebooks are committed clean."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lib.course import catalog, execute, render
+from lib.course.paths import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NAMES = [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_is_committed_clean_and_parametrised(path):
+    cells = json.loads(path.read_text())["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), "start with a title"
+    for c in cells:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and not c.get("execution_count"), f"{path.name}: strip outputs before committing"
+    params = catalog.Notebook(path).defaults()
+    for name in ("seed", "device", "profile"):
+        assert name in params, f"{path.name}: the parameters cell must define {name}"
+    assert params["device"] == "auto" and params["profile"] == "quick"
+
+
+@pytest.fixture(scope="module")
+def smoke_runs():
+    """Execute every notebook once with its smoke profile (into the tests' own reports dir)."""
+    os.environ.setdefault("COURSE_NOTEBOOKS_DIR", str(REPO / "notebooks"))
+    runs = execute.run(None, profile="smoke", keep_going=True, log=lambda *a, **k: None)
+    return {r.notebook: r for r in runs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_in_smoke_profile(smoke_runs, name):
+    res = smoke_runs[name]
+    assert res.ok, res.error
+    assert res.record["numbers"], f"{name} recorded no numbers (call lib.course.record at the end)"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not render.have_tex(), reason="xelatex/pandoc not installed (CI installs them; see README)")
+def test_pdf_has_title_greek_and_images(smoke_runs, tmp_path):
+    res = smoke_runs[NAMES[0]]
+    assert res.ok, res.error
+    pdf = render.render(res.output, tmp_path, "pdf")
+    text = render.pdf_text(pdf)
+    title = catalog.Notebook(NOTEBOOKS[0]).title
+    assert text.lstrip().startswith(title), f"title {title!r} not at the top of the PDF"
+    assert NAMES[0] not in text.splitlines()[0], "the title must be the heading, not the file name"
+    assert any(ch in text for ch in "δσλα"), "Greek letters were dropped"
+    assert render.pdf_images(pdf) >= 1, "no figure in the PDF"
+    assert "it/s" not in text and "HBox" not in text, "progress-bar junk in the PDF"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not render.have_tex(), reason="xelatex/pandoc not installed (CI installs them; see README)")
+def test_course_pdf_has_contents_and_bookmarks(smoke_runs, tmp_path):
+    from pypdf import PdfReader
+
+    chapters = []
+    for name in NAMES[:2]:
+        assert smoke_runs[name].ok
+        nb = catalog.Notebook(REPO / "notebooks" / f"{name}.ipynb")
+        chapters.append((nb.number, nb.title, render.render(smoke_runs[name].output, tmp_path, "pdf", no_input=True)))
+    out = render.course_pdf(chapters, tmp_path / "course.pdf")
+    reader = PdfReader(out)
+    assert "Contents" in reader.pages[0].extract_text()
+    titles = [o["/Title"] for o in reader.outline if isinstance(o, dict)]
+    assert titles[0] == "Contents" and [t.split(" ", 1)[1] for t in titles[1:]] == [c[1] for c in chapters]
+    first = sum(1 for _ in PdfReader(chapters[0][2]).pages)
+    assert len(reader.pages) == 1 + first + len(PdfReader(chapters[1][2]).pages)
