@@ -59,7 +59,9 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
     t0 = time.perf_counter()
     error = ""
     try:
-        pm.execute_notebook(str(nb.path), str(output), parameters=parameters, kernel_name="python3",
+        # only what differs from the parameters cell is injected: the report then shows the defaults with
+        # their comments, followed by a short "injected-parameters" cell when something was changed
+        pm.execute_notebook(str(nb.path), str(output), parameters=changed, kernel_name="python3",
                             language="python", progress_bar=False, cwd=str(nb.path.parent))
         ok = True
     except PapermillExecutionError as e:

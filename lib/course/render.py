@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -72,25 +73,60 @@ class CleanOutputs(Preprocessor):
         return cell, resources
 
 
+def _markdown_for_pandoc(source: str, promote: bool) -> str:
+    """Make a Jupyter markdown cell read the same in the PDF.
+
+    Jupyter (CommonMark) starts a list right after a paragraph line; pandoc needs a blank line first,
+    or the items run into the paragraph. With ``promote``, ``##`` headings become ``#`` (the first
+    heading is the document title, so the chapter's sections are numbered 1, 2, ... not 0.1, 0.2).
+    Fenced code blocks are left alone.
+    """
+    out, fenced, prev = [], False, ""
+    for line in source.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            is_item = bool(re.match(r"^\s*([-*+]|\d+\.)\s", line))
+            prev_item = bool(re.match(r"^\s*([-*+]|\d+\.)\s", prev))
+            if is_item and prev.strip() and not prev_item:
+                out.append("")
+            if promote and line.startswith("##"):
+                line = line[1:]
+        out.append(line)
+        prev = line
+    return "\n".join(out)
+
+
 def _prepare(nb_path: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(nb_path, as_version=4)
     title = None
     for cell in nb.cells:  # the first heading becomes the title (and leaves the body: no doubled title)
-        if cell.cell_type == "markdown":
+        if cell.cell_type == "markdown" and title is None:
             lines = cell.source.splitlines()
             for i, line in enumerate(lines):
-                if line.startswith("#"):
+                if line.startswith("# "):
                     title = catalog.strip_markdown(line.lstrip("#"))
                     cell.source = "\n".join(lines[:i] + lines[i + 1:]).strip()
                     break
-        if title:
-            break
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _markdown_for_pandoc(cell.source, promote=title is not None)
     nb.metadata["title"] = title or nb_path.stem.replace("_", " ")
     params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
-    bits = [f"profile {params['profile']}" if "profile" in params else None,
-            f"seed {params['seed']}" if "seed" in params else None]
+    defaults = {}
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            try:
+                defaults = catalog.parse_assignments(cell.source)
+            except (SyntaxError, ValueError):
+                pass
+            break
+    seed = params.get("seed", defaults.get("seed"))
+    profile = params.get("profile", defaults.get("profile"))
     stamp = (nb.metadata.get("papermill") or {}).get("end_time") or ""
-    nb.metadata["date"] = " · ".join(b for b in [*bits, f"executed {stamp[:16].replace('T', ' ')}" if stamp else None] if b)
+    bits = [f"profile {profile}" if profile is not None else None, f"seed {seed}" if seed is not None else None,
+            f"executed {stamp[:16].replace('T', ' ')}" if stamp else None]
+    nb.metadata["date"] = " · ".join(b for b in bits if b)
     return nb
 
 
