@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lib.course import catalog, execute, render
-from lib.course.paths import REPO
+from lib.paths import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]

@@ -12,5 +12,5 @@ Inside a notebook::
     course.record(abs_rel=0.11, delta1=0.87)   # stored with the run, gathered in reports/results.md
     course.runs_dir()                          # reports/runs/, where checkpoints for later chapters go
 """
-from lib.course.paths import data_dir, notebooks_dir, reports_dir, runs_dir  # noqa: F401
+from lib.paths import data_dir, notebooks_dir, reports_dir, runs_dir  # noqa: F401
 from lib.course.results import record, recorded  # noqa: F401

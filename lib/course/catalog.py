@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from lib.course.paths import notebooks_dir
+from lib.paths import notebooks_dir
 
 PROFILES = ("quick", "full", "smoke")
 

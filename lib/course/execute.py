@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.course import catalog
-from lib.course.paths import reports_dir
+from lib.paths import reports_dir
 from lib.course.results import (
     load_records,
     markdown_table,

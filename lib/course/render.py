@@ -23,7 +23,7 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
 from lib.course import catalog
-from lib.course.paths import reports_dir
+from lib.paths import reports_dir
 
 TEMPLATE = Path(__file__).parent / "templates" / "course.tex.j2"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core"

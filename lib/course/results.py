@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lib.course.paths import reports_dir, runs_dir
+from lib.paths import reports_dir, runs_dir
 
 _memory: dict[str, Any] = {}
 

@@ -1,4 +1,4 @@
-"""Where the course keeps its notebooks, reports and data.
+"""Where the course keeps its notebooks, reports and data (caches and downloads).
 
 ``COURSE_REPORTS_DIR`` and ``COURSE_DATA_DIR`` override the defaults (the tests use them to keep
 their runs out of the real ``reports/`` and ``data/``); the runner passes them on to the kernels.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def notebooks_dir() -> Path:
@@ -29,6 +29,6 @@ def runs_dir() -> Path:
 
 
 def data_dir() -> Path:
-    path = Path(os.environ.get("COURSE_DATA_DIR", REPO / "data"))
+    path = Path(os.environ.get("COURSE_DATA_DIR", REPO / "data")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,0 +1,6 @@
+"""The course networks. Each is an ``nn.Module`` whose docstring gives input and output shapes.
+
+- :class:`DepthMaskNet`: the baseline encoder-decoder with a depth head and a mask head (notebook 02).
+- :func:`count_parameters`, :func:`activation_memory`, :func:`describe`: what a model costs.
+"""
+from lib.models.depth_net import DepthMaskNet, activation_memory, count_parameters, describe  # noqa: F401
