@@ -345,3 +345,14 @@ def test_command_line_recipe(tmp_path, capsys):
     assert len(history.val) >= 1
     assert "test split" in capsys.readouterr().out
     assert load_model(path).config["width"] == 8
+
+
+def test_docstring_examples():
+    import doctest
+
+    import lib.train.history
+    import lib.train.recipe
+
+    for module in (lib.train.history, lib.train.recipe):
+        failures, tried = doctest.testmod(module)
+        assert failures == 0 and tried > 0, module.__name__

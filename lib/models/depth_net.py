@@ -29,7 +29,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["DepthMaskNet", "count_parameters", "activation_memory", "describe"]

@@ -272,6 +272,8 @@ def fit(
             ``valid``, ``mask``, ...). It runs under autocast when mixed precision is on.
             Example: :func:`lib.train.log_l1_loss`.
         steps / epochs: how long (give one); an epoch is one pass over ``train_loader``.
+        forward: ``forward(model, batch) -> output``; default ``model(batch["image"])`` (a
+            chapter whose model takes more than the image, e.g. a focal stack, passes its own).
         optimizer: ``None`` (AdamW with ``lr`` and ``weight_decay``), an optimiser over the
             model's parameters, or a callable ``params -> optimiser``.
         scheduler: ``"cosine"`` (linear warm-up over ``warmup`` steps, default ``min(100,
