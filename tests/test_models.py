@@ -29,13 +29,13 @@ def model():
     return DepthMaskNet(width=W)
 
 
-def expected_parameters(w: int) -> int:
+def expected_parameters(w: int, coords: bool = False) -> int:
     """Parameter count written out from the architecture (not from the module):
     3x3 conv with bias: 9*cin*cout + cout; 1x1 / 3x3 conv without bias (followed by GroupNorm):
-    k*k*cin*cout; GroupNorm: 2*c (weight and bias)."""
+    k*k*cin*cout; GroupNorm: 2*c (weight and bias). The first block sees RGB (+ u, v)."""
     chans = [w, 2 * w, 4 * w, 8 * w]
     total = 0
-    for c_in, c in zip([3] + chans[:-1], chans):  # encoder blocks
+    for c_in, c in zip([5 if coords else 3] + chans[:-1], chans):  # encoder blocks
         total += 2 * (9 * c_in * c + c)           # 3x3 conv and dilated 3x3 conv, with bias
         total += 2 * c * c + 2 * c                # 1x1 mix (no bias) + GroupNorm
         total += 9 * c * c + 2 * c                # stride-2 3x3 conv (no bias) + GroupNorm
@@ -83,6 +83,35 @@ def test_bad_sizes_and_inputs_are_rejected(model):
         DepthMaskNet(depth_init=0.0)
 
 
+def test_coordinate_channels_hand_worked():
+    c = depth_net._coordinates(torch.zeros(2, 7, 2, 3, dtype=torch.float64))
+    assert c.shape == (2, 2, 2, 3) and c.dtype == torch.float64
+    u = torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)   # columns
+    v = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)  # rows
+    for b in range(2):
+        torch.testing.assert_close(c[b, 0], u)
+        torch.testing.assert_close(c[b, 1], v)
+
+
+def test_coords_are_two_extra_input_channels_of_the_first_block():
+    """With the u, v weights of the first convolutions zeroed, the coords model computes exactly
+    what the plain model with the same RGB weights computes; with them, the output changes."""
+    torch.manual_seed(0)
+    with_xy, plain = DepthMaskNet(width=W, coords=True).eval(), DepthMaskNet(width=W, coords=False).eval()
+    assert with_xy.encoder[0].local[0].in_channels == 5 and plain.encoder[0].local[0].in_channels == 3
+    state = {k: (v[:, :3] if k in ("encoder.0.local.0.weight", "encoder.0.dilated.0.weight") else v)
+             for k, v in with_xy.state_dict().items()}
+    plain.load_state_dict(state)
+    x = torch.rand(1, 3, 32, 32)
+    assert not torch.allclose(with_xy(x)["depth"], plain(x)["depth"])
+    with torch.no_grad():
+        for conv in (with_xy.encoder[0].local[0], with_xy.encoder[0].dilated[0]):
+            conv.weight[:, 3:] = 0
+    for k in ("depth", "mask", "features"):
+        torch.testing.assert_close(with_xy(x)[k], plain(x)[k])
+    assert with_xy.config["coords"] is True and plain.config["coords"] is False
+
+
 def test_channels_last_gives_the_same_output():
     torch.manual_seed(0)
     model = DepthMaskNet(width=W).eval()
@@ -107,10 +136,10 @@ def test_gradients_reach_every_parameter():
         assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
 
-@pytest.mark.parametrize("w", [8, 32])
-def test_parameter_count_matches_the_architecture(w):
-    model = DepthMaskNet(width=w)
-    assert count_parameters(model) == expected_parameters(w)
+@pytest.mark.parametrize("w, coords", [(8, False), (32, False), (8, True)])
+def test_parameter_count_matches_the_architecture(w, coords):
+    model = DepthMaskNet(width=w, coords=coords)
+    assert count_parameters(model) == expected_parameters(w, coords)
     # and the state dict (which holds exactly the parameters: no running statistics) agrees
     assert count_parameters(model) == sum(v.numel() for v in model.state_dict().values())
 
