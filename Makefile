@@ -2,7 +2,8 @@
 # the first call creates .venv and installs the pinned packages into it.
 #   make course   execute every notebook (quick profile) and write reports/*.pdf, course.pdf, results.md
 #   make test     run the test suite (unit tests, notebook smoke runs, one PDF render)
-# Options: make course PROFILE=full (on a GPU), make course NB="02 04" (some chapters only).
+# Options: make course PROFILE=full (on a GPU), make course NB="02 04" (some chapters only),
+#          make course THREADS=1 (on a machine busy with other work).
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -10,6 +11,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PROFILE ?= quick
 NB      ?=
+THREADS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help course test reports setup tex benchmarks clean
@@ -32,7 +34,7 @@ tex: $(STAMP)
 
 # Execute (keep going past a failing chapter so every report is written), render, then fail if a chapter failed.
 course: $(STAMP) tex
-	@$(PY) -m lib.course run $(NB) --profile $(PROFILE) --keep-going; status=$$?; \
+	@$(PY) -m lib.course run $(NB) --profile $(PROFILE) --keep-going $(if $(THREADS),--threads $(THREADS)); status=$$?; \
 	  $(PY) -m lib.course pdf $(NB) && exit $$status
 
 reports: $(STAMP)

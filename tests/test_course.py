@@ -44,7 +44,7 @@ def course_dirs(tmp_path, monkeypatch):
     write_nb(nbs, "02_second", [
         ("md", "# Second"),
         ("code", "seed = 0\nprofile = 'quick'\nk = 3", "parameters"),
-        ("code", "from lib import course\ncourse.record(k2=k * k)"),
+        ("code", "import os\nfrom lib import course\ncourse.record(k2=k * k, omp=os.environ.get('OMP_NUM_THREADS', 'unset'))"),
     ])
     (nbs / "profiles.yaml").write_text("00_first:\n  full: {steps: 1000}\n  smoke: {steps: 1, lr: 2}\n")
     return nbs, reports
@@ -112,6 +112,16 @@ def test_sweep_makes_one_run_per_value_and_a_table(course_dirs):
     lines = [ln for ln in table.splitlines() if ln.startswith("| 2 ") or ln.startswith("| 5 ")]
     assert len(lines) == 2 and "| 4 |" in lines[0] and "| 25 |" in lines[1]
     assert (course_dirs[1] / "sweeps" / "02_second--k.md").exists()
+
+
+@pytest.mark.slow
+def test_threads_option_reaches_the_kernel(course_dirs, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    (res,) = execute.run(["02"], threads=1, log=lambda *a, **k: None)
+    assert res.ok and res.record["numbers"]["omp"] == "1"
+    assert "OMP_NUM_THREADS" not in __import__("os").environ  # restored after the run
+    (res,) = execute.run(["02"], log=lambda *a, **k: None)
+    assert res.record["numbers"]["omp"] == "unset"
 
 
 def test_record_outside_the_runner_keeps_numbers_in_memory(monkeypatch, capsys):

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--profile", default="quick", choices=catalog.PROFILES)
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"))
     r.add_argument("--keep-going", action="store_true", help="run the rest after a notebook fails")
+    r.add_argument("--threads", type=int, help="CPU threads per notebook (1 on a machine busy with other work)")
 
     p = sub.add_parser("pdf", help="render executed notebooks to reports/*.pdf and reports/course.pdf")
     p.add_argument("notebooks", nargs="*")
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("notebook")
     s.add_argument("--profile", default="quick", choices=catalog.PROFILES)
     s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "V1,V2,..."), required=True)
+    s.add_argument("--threads", type=int, help="CPU threads per notebook")
 
     sub.add_parser("list", help="the notebooks and their parameters")
     sub.add_parser("tex", help="install XeLaTeX and pandoc for the PDFs when missing (apt-get, as root)")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "run":
-            results = execute.run(a.notebooks, a.profile, _overrides(a.parameter), a.keep_going)
+            results = execute.run(a.notebooks, a.profile, _overrides(a.parameter), a.keep_going, threads=a.threads)
             return 0 if results and all(r.ok for r in results) and len(results) == len(catalog.find(a.notebooks)) else 1
         if a.cmd == "pdf":
             return 0 if render.render_all(a.notebooks, a.no_input) else 1
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             fixed = {n: catalog.parse_value(v) for n, v in a.parameter if "," not in v}
             if not grid:
                 ap.error("sweep needs at least one -p NAME V1,V2,...")
-            results, _ = execute.sweep(a.notebook, grid, a.profile, fixed)
+            results, _ = execute.sweep(a.notebook, grid, a.profile, fixed, threads=a.threads)
             return 0 if all(r.ok for r in results) else 1
         if a.cmd == "list":
             for nb in catalog.find(None):

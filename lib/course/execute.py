@@ -41,7 +41,7 @@ def _run_id(nb: catalog.Notebook, changed: dict, profile: str) -> str:
 
 
 def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str, output: Path | None = None,
-            log=print) -> RunResult:
+            log=print, threads: int | None = None) -> RunResult:
     """Execute one notebook; keep the executed (or partially executed) copy; record the run."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -54,8 +54,14 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
            "parameters": parameters, "overrides": changed, "output": str(output),
            "started": dt.datetime.now().isoformat(timespec="seconds"), "status": "running", "numbers": {}}
     write_json(rec_path, rec)
-    env_before = os.environ.get("COURSE_RECORD")
-    os.environ["COURSE_RECORD"] = str(rec_path)
+    # The kernel inherits the environment: the record file, and (with --threads) the CPU thread count.
+    # On a machine that is busy with other work, torch's default of one thread per core can make every
+    # small operation wait for a busy core; --threads 1 keeps a chapter's speed predictable there.
+    env = {"COURSE_RECORD": str(rec_path)}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     t0 = time.perf_counter()
     error = ""
     try:
@@ -72,10 +78,11 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
         ok = False
         error = f"{nb.path.name} could not be executed: {type(e).__name__}: {e}"
     finally:
-        if env_before is None:
-            os.environ.pop("COURSE_RECORD", None)
-        else:
-            os.environ["COURSE_RECORD"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - t0
     rec = json.loads(rec_path.read_text())  # the kernel may have added numbers
     rec.update(status="ok" if ok else "failed", seconds=round(seconds, 1), error=error)
@@ -85,7 +92,7 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
 
 
 def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str, Any] | None = None,
-        keep_going: bool = False, log=print) -> list[RunResult]:
+        keep_going: bool = False, log=print, threads: int | None = None) -> list[RunResult]:
     """Run the chosen notebooks in order. All parameters are checked before the first one starts."""
     notebooks = catalog.find(selection)
     plans = [(nb, *catalog.resolve(nb, profile, overrides)) for nb in notebooks]  # refuses bad -p early
@@ -94,7 +101,7 @@ def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str
     for i, (nb, params, changed) in enumerate(plans, 1):
         shown = ", ".join(f"{k}={v}" for k, v in changed.items() if k != "profile")
         log(f"[{i}/{len(plans)}] {nb.stem} ({profile}{'; ' + shown if shown else ''}) ...", flush=True)
-        res = run_one(nb, params, changed, profile)
+        res = run_one(nb, params, changed, profile, threads=threads)
         results.append(res)
         if res.ok:
             log(f"      done in {res.seconds:.1f} s -> {res.output}", flush=True)
@@ -109,7 +116,7 @@ def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str
 
 
 def sweep(selection: str, grid: dict[str, list[Any]], profile: str = "quick", fixed: dict[str, Any] | None = None,
-          keep_going: bool = True, log=print) -> tuple[list[RunResult], str]:
+          keep_going: bool = True, log=print, threads: int | None = None) -> tuple[list[RunResult], str]:
     """One run per combination of the swept values, then a comparison table (markdown)."""
     (nb,) = catalog.find([selection])
     names = list(grid)
@@ -120,7 +127,7 @@ def sweep(selection: str, grid: dict[str, list[Any]], profile: str = "quick", fi
     for i, (combo, params, changed) in enumerate(plans, 1):
         label = ",".join(f"{k}={v}" for k, v in combo.items())
         log(f"[{i}/{len(plans)}] {nb.stem} {label} ...", flush=True)
-        res = run_one(nb, params, changed, profile, output=folder / f"{_safe(label)}.ipynb")
+        res = run_one(nb, params, changed, profile, output=folder / f"{_safe(label)}.ipynb", threads=threads)
         log(f"      {'done' if res.ok else 'FAILED'} in {res.seconds:.1f} s{': ' + res.error if res.error else ''}",
             flush=True)
         results.append(res)
