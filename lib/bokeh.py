@@ -25,17 +25,17 @@ plane, ``< 0`` behind it. :func:`K_from_lens` gives K for a real camera.
 
 Rendering
 ---------
-:func:`render_bokeh` works in linear light (``image ** gamma``) and offers two renderers:
+:func:`render_bokeh` works in linear light (``image ** gamma``) and has two renderers:
 
-- ``"scatter"`` (the baseline): each pixel spreads its colour evenly over its own CoC (weight
-  ``1/area``, so a wide CoC is faint), and every output pixel is the weighted mean of what lands
-  on it. Blurred pixels are outvoted by sharp ones, so a blurred foreground does not spread over
-  a sharp background and colours bleed at depth edges.
-- ``"layered"`` (the default): the image is cut into depth layers by signed CoC radius; each
-  layer's premultiplied colour and coverage are blurred with its own aperture kernel (FFT
-  convolution) and the layers are composited back to front with "over". The parts of a layer
-  hidden by nearer layers (which the lens partly sees round the occluder) are filled first by
-  push-pull interpolation of that layer, so edges neither darken nor take the occluder's colour.
+- ``"scatter"``, the baseline: every pixel spreads its colour evenly over its own CoC (weight
+  ``1/area``, so a wide CoC is faint) and every output pixel is the weighted mean of what lands
+  on it. Sharp pixels outvote blurred ones: a blurred foreground hardly spreads over a sharp
+  background, and a blurred background bleeds into a sharp foreground.
+- ``"layered"``, the default: the image is cut into depth layers by signed CoC; each layer's
+  premultiplied colour and coverage are blurred with its own aperture kernel (FFT) and the layers
+  are composited back to front. Pixels in front of a depth edge occlude what is behind them
+  ("over"); along a continuous surface the layers just add up. What occluders hide is filled in
+  (push-pull) before blurring, so that the lens can look round a blurred occluder's rim.
 
 >>> img = torch.rand(1, 3, 32, 32)
 >>> disp = torch.full((1, 1, 32, 32), 0.5)
@@ -58,6 +58,7 @@ __all__ = ["coc_radius", "K_from_lens", "render_bokeh", "focal_stack", "aperture
 
 Number = float | int
 _EPS = 1e-8
+_LOWRES_RADIUS = 4.0   # a blur done at reduced resolution keeps a kernel of at least this radius
 
 
 # ----------------------------------------------------------------------------- optics
@@ -178,7 +179,7 @@ def _shape_area(blades: int) -> float:
     return math.pi if blades == 0 else 0.5 * blades * math.sin(2 * math.pi / blades)
 
 
-def layer_radii(max_radius: float, step: float = 0.15) -> list[float]:
+def layer_radii(max_radius: float, step: float = 0.3) -> list[float]:
     """The depth layers of the ``layered`` renderer, as unsigned CoC radii (pixels):
     0, 1, 2, ... with spacing ``max(1, step * r)`` until ``max_radius`` is covered. Blur radii
     that differ by a few per cent look alike, so the layers thin out as the blur grows.
@@ -322,25 +323,25 @@ def _fft_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     ``y[q] = sum_d x[q - d] kernel[R + d]`` (each pixel scatters the kernel around itself)."""
     H, W = x.shape[-2:]
     R = kernel.shape[-1] // 2
-    Hf, Wf = _fast_size(H + R), _fast_size(W + R)
+    Hf, Wf = _fast_size(max(H + R, 2 * R + 1)), _fast_size(max(W + R, 2 * R + 1))
     k = torch.zeros(Hf, Wf, device=x.device, dtype=x.dtype)
-    kh = min(2 * R + 1, Hf)
-    kw = min(2 * R + 1, Wf)
-    k[:kh, :kw] = kernel[:kh, :kw].to(x.dtype)
-    k = torch.roll(k, shifts=(-R, -R), dims=(0, 1))
+    k[:2 * R + 1, :2 * R + 1] = kernel.to(x.dtype)
+    k = torch.roll(k, shifts=(-R, -R), dims=(0, 1))                    # centre at (0, 0)
     y = torch.fft.irfft2(torch.fft.rfft2(x, s=(Hf, Wf)) * torch.fft.rfft2(k), s=(Hf, Wf))
     return y[..., :H, :W]
 
 
-def _push_pull(values: torch.Tensor, weight: torch.Tensor, confidence: float = 2.0) -> torch.Tensor:
-    """Fill in values where ``weight`` (B,1,H,W) in [0,1] is low from their surroundings.
+def _push_pull(values: torch.Tensor, weight: torch.Tensor, start: int = 4, confidence: float = 2.0) -> torch.Tensor:
+    """Fill in ``values`` (B,C,H,W) where ``weight`` (B,1,H,W) in [0,1] is low, from around.
 
-    ``values`` (B,C,H,W) are already multiplied by ``weight``. Pull: average both down a 2x pyramid
-    to 1 pixel. Push: from the coarsest level up, each level keeps its own normalised value
-    ``values/weight`` with confidence ``min(1, confidence * weight)`` and takes the rest from the
-    bilinearly upsampled coarser level. Returns the normalised estimate (B,C,H,W) everywhere.
+    ``values`` are already multiplied by ``weight``. Pull: average both down a pyramid, from 1/``start``
+    of the resolution (the fill is smooth anyway) halving to one pixel. Push: from the coarsest level
+    up, each level keeps its own normalised value ``values / weight`` with confidence
+    ``min(1, confidence * weight)`` and takes the rest from the coarser level (bilinear). Returns the
+    normalised estimate (B,C,H,W) everywhere.
     """
-    levels = [(values, weight)]
+    H, W = values.shape[-2:]
+    levels = [(F.avg_pool2d(values, start, ceil_mode=True), F.avg_pool2d(weight, start, ceil_mode=True))]
     while min(levels[-1][1].shape[-2:]) > 1:
         v, w = levels[-1]
         levels.append((F.avg_pool2d(v, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
@@ -350,57 +351,150 @@ def _push_pull(values: torch.Tensor, weight: torch.Tensor, confidence: float = 2
         up = F.interpolate(est, size=v.shape[-2:], mode="bilinear", align_corners=False)
         c = (confidence * w).clamp(max=1.0)
         est = c * (v / w.clamp(min=_EPS)) + (1.0 - c) * up
-    return est
+    return F.interpolate(est, size=(H, W), mode="bilinear", align_corners=False)
 
 
-def _layer_index(s: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def _downsample(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Shrink (B,C,H,W) by an even factor f with the adjoint of bilinear upsampling (a tent of width
+    2f, weights summing to 1): unlike f x f box averaging it keeps where within a cell a light sits,
+    so that ``F.interpolate(..., scale_factor=f, mode="bilinear")`` puts it back in place."""
+    H, W = x.shape[-2:]
+    x = F.pad(x, (0, (-W) % f, 0, (-H) % f))
+    C = x.shape[1]
+    t = (torch.arange(2 * f, device=x.device, dtype=x.dtype) + 0.5) / f - 1.0
+    tent = (1.0 - t.abs()) / f
+    x = F.conv2d(x, tent.view(1, 1, -1, 1).expand(C, 1, -1, 1), stride=(f, 1), padding=(f // 2, 0), groups=C)
+    return F.conv2d(x, tent.view(1, 1, 1, -1).expand(C, 1, 1, -1), stride=(1, f), padding=(0, f // 2), groups=C)
+
+
+def _lower_envelope(s: torch.Tensor, slope: float) -> torch.Tensor:
+    """``min_q s(q) + slope * |p - q|_1`` at every pixel p of s (B,1,H,W): the lowest surface of
+    gradient ``slope`` (px of CoC per px) lying on or under s. Exact, with running minima along
+    the rows, then the columns (an L1 distance transform)."""
+    for dim in (-1, -2):
+        n = s.shape[dim]
+        shape = [1] * s.dim()
+        shape[dim] = n
+        ramp = (torch.arange(n, device=s.device, dtype=s.dtype) * slope).view(shape)
+        ahead = torch.cummin(s - ramp, dim).values + ramp                          # min over q <= p
+        behind = torch.cummin((s + ramp).flip(dim), dim).values.flip(dim) - ramp  # min over q >= p
+        s = torch.minimum(ahead, behind)
+    return s
+
+
+def _layer_centres(smin: float, smax: float, layers: int | None, step: float) -> list[float]:
+    """Signed CoC radii of the layers, back (most negative) to front, covering [smin, smax]."""
+    if layers is None:
+        ladder = layer_radii(max(-smin, smax, 0.0), step)
+        signed = sorted(set([-r for r in ladder] + ladder))
+        lo = max(c for c in signed if c <= smin)
+        hi = min(c for c in signed if c >= smax)
+        return [c for c in signed if lo <= c <= hi]
+    if not (isinstance(layers, int) and layers >= 1):
+        raise ValueError(f"layers must be a positive integer or None, got {layers!r}")
+    return sorted(set([0.0] + torch.linspace(min(smin, 0.0), max(smax, 0.0), layers).tolist()))
+
+
+def _layer_index(s: torch.Tensor, centres: list[float]) -> torch.Tensor:
     """Fractional layer index of every pixel: linear in ``q = s|s|`` (CoC AREA, signed) between the
-    two nearest layer centres, so that the mix of their two kernels has the pixel's second moment."""
-    q = s * s.abs()
-    qc = centres * centres.abs()
+    two layer centres around s, so that the mix of their two kernels has the pixel's spread."""
+    if len(centres) == 1:
+        return torch.zeros_like(s)
+    s64 = s.double()
+    c = torch.tensor(centres, device=s.device, dtype=torch.float64)
+    q, qc = s64 * s64.abs(), c * c.abs()
     j = torch.searchsorted(qc, q.contiguous().view(-1)).view_as(q).clamp(1, len(qc) - 1)
     lo, hi = qc[j - 1], qc[j]
-    return (j - 1).to(s.dtype) + ((q - lo) / (hi - lo)).clamp(0.0, 1.0)
+    return ((j - 1).double() + ((q - lo) / (hi - lo)).clamp(0.0, 1.0)).to(s.dtype)
 
 
-def _layered(lin: torch.Tensor, s: torch.Tensor, blades: int, rotation: float, layers: int | None,
-             layer_step: float, fill: bool) -> torch.Tensor:
-    """Layered rendering: back-to-front "over" of blurred depth layers (see render_bokeh)."""
-    smin, smax = float(s.min()), float(s.max())
-    if layers is None:
-        ladder = layer_radii(max(-smin, smax, 0.0), layer_step)
-        signed = sorted(set([-r for r in ladder] + ladder))
-        lo = max(c for c in signed if c <= smin)                       # the layers around [smin, smax]
-        hi = min(c for c in signed if c >= smax)
-        centres = [c for c in signed if lo <= c <= hi]
-    else:
-        if layers < 1:
-            raise ValueError(f"layers must be >= 1, got {layers}")
-        centres = sorted(set([0.0] + torch.linspace(min(smin, 0.0), max(smax, 0.0), layers).tolist()))
-    centres_t = torch.tensor(centres, device=s.device, dtype=torch.float64)
-    if len(centres) == 1:
-        t = torch.zeros_like(s)
-    else:
-        t = _layer_index(s.double(), centres_t).to(s.dtype)
-    num = den = None
+def _paste(full: torch.Tensor, part: torch.Tensor, y0: int, x0: int) -> torch.Tensor:
+    """``full`` with ``part`` written at (y0, x0), out of place (for autograd)."""
+    y1, x1 = y0 + part.shape[-2], x0 + part.shape[-1]
+    rows = torch.slice_scatter(full[..., y0:y1, :], part, dim=-1, start=x0, end=x1)
+    return torch.slice_scatter(full, rows, dim=-2, start=y0, end=y1)
+
+
+def _layered(lin: torch.Tensor, s: torch.Tensor, *, blades: int, rotation: float, layers: int | None,
+             layer_step: float, fill: bool, slope: float, jump: float, downsample: bool) -> torch.Tensor:
+    """Layered rendering (see :func:`render_bokeh`): lin (B,3,H,W) linear light, s (B,1,H,W)."""
+    B, _, H, W = lin.shape
+    centres = _layer_centres(float(s.min()), float(s.max()), layers, layer_step)
+    n = len(centres)
+    t = _layer_index(s, centres)                                       # pixel between layers floor(t), ceil(t)
+    sd = s.detach()
+    excess = sd - _lower_envelope(sd, slope)                           # drop beyond a surface of gradient `slope`
+    occluder = ((excess - jump) / jump).clamp(0.0, 1.0)                # in front of a depth edge
+    # rows and columns where a layer can be non-zero: its own pixels (t in (j-1, j+1)) and, for the
+    # fill, pixels in front of it at a depth edge. The batch shares the box.
+    td = t.detach()
+    tf = torch.where(excess > 2.0 * jump, td, torch.full_like(td, -1.0)) if fill else torch.full_like(td, -1.0)
+    ranges = [[r.tolist() for r in (td.amin(dim=(0, 1, k)), td.amax(dim=(0, 1, k)), tf.amax(dim=(0, 1, k)))]
+              for k in (3, 2)]
+    # Compositing with occluding coverage O_k: the light of layer j is attenuated by (1 - O_k) for
+    # every layer k >= j + 2. The next layer (k = j + 1) holds the other share of the pixels between
+    # the two, the same surface: it does not occlude j, except the focus layer, which hides all.
+    # `seen` holds the sums of C and A that the next layer may attenuate, `last` the last layer's.
+    seen, last = lin.new_zeros(B, 4, H, W), lin.new_zeros(B, 4, H, W)
+    grad = torch.is_grad_enabled()
     for j, c in enumerate(centres):                                    # back to front
-        a = (1.0 - (t - j).abs()).clamp(min=0.0)                       # this layer's share of each pixel
-        if not bool((a > 0).any()):
+        box = []
+        for lo, hi, hi_fill in ranges:
+            idx = [i for i, (l, h, f) in enumerate(zip(lo, hi, hi_fill)) if (l < j + 1 and h > j - 1) or f > j]
+            box.append((idx[0], idx[-1] + 1) if idx else None)
+        if None in box:                                                # nothing in this layer
+            seen, last = seen + last, torch.zeros_like(last)
             continue
-        layer = torch.cat([a * lin, a], 1)                             # premultiplied colour, coverage
-        if fill:
-            hidden = (t - j).clamp(0.0, 1.0)                           # share in nearer layers
-            if bool((hidden > 0).any()):
-                layer = layer + hidden * _push_pull(layer, 1.0 - hidden)
+        pad = int(math.ceil(abs(c))) + 1
+        (y0, y1), (x0, x1) = box
+        y0, y1, x0, x1 = max(y0 - pad, 0), min(y1 + pad, H), max(x0 - pad, 0), min(x1 + pad, W)
+        crop = (..., slice(y0, y1), slice(x0, x1))
+        tc = t[crop]
+        a = (1.0 - (tc - j).abs()).clamp(min=0.0)                      # this layer's share of each pixel
+        # colour and coverage are shared between the two layers around a pixel; its occluding
+        # coverage goes whole to the nearest layer (two shares of one opaque pixel do not each
+        # let half the light through)
+        nearest = (tc.detach().round() == j).to(a.dtype)
+        occ = nearest if c == 0.0 else nearest * occluder[crop]       # in focus: it hides all behind it
+        layer = torch.cat([a * lin[crop], a, occ], 1)
+        hidden = None
+        if fill and j < n - 1:              # what occluders in front (see below) hide of this layer
+            first = j + 1 if centres[j + 1] == 0.0 else j + 2
+            margin = 2.0 * jump + 0.5 * slope * abs(c)                 # keeps the blurred fill under them
+            hidden = (tc.detach().round() >= first).to(a.dtype) * ((excess[crop] - margin) / jump).clamp(0.0, 1.0)
+            if not bool((hidden > 0).any()):
+                hidden = None
+        f = 1                               # a wide blur is smooth: work at 1/f of the resolution
+        while downsample and abs(c) / (2 * f) >= _LOWRES_RADIUS and f < 8:
+            f *= 2
+        h, w = layer.shape[-2:]
+        if f > 1:
+            layer = _downsample(layer, f)
+            if hidden is not None:
+                hidden = _downsample(hidden, f)
+        if hidden is not None:
+            est = _push_pull(layer[:, :4], 1.0 - hidden, start=max(4 // f, 1))
+            layer = torch.cat([layer[:, :4] + hidden * est, layer[:, 4:]], 1)
         if c != 0.0:
-            kernel = aperture_kernel(abs(c), blades, rotation, front=c > 0, device=s.device, dtype=s.dtype)
+            kernel = aperture_kernel(abs(c) / f, blades, rotation, c > 0, device=lin.device, dtype=lin.dtype)
             layer = _fft_blur(layer, kernel)
-        colour, alpha = layer[:, :3].clamp(min=0.0), layer[:, 3:].clamp(0.0, 1.0)
-        if num is None:
-            num, den = colour, alpha
-        else:                                                          # "over"
-            num = colour + (1.0 - alpha) * num
-            den = alpha + (1.0 - alpha) * den
+        if f > 1:
+            layer = F.interpolate(layer, scale_factor=f, mode="bilinear", align_corners=False)[..., :h, :w]
+        light, behind = layer[:, :4], 1.0 - layer[:, 4:]              # (C, A) and 1 - O of this layer
+        if c == 0.0:                        # the focus layer hides the last layer too
+            part = behind * (seen[crop] + last[crop])
+        else:
+            part = last[crop] + behind * seen[crop]
+        if grad:
+            seen = _paste(seen + last, part, y0, x0)
+            last = _paste(torch.zeros_like(last), light, y0, x0)
+        else:
+            seen += last
+            seen[crop] = part
+            last.zero_()
+            last[crop] = light
+    total = seen + last
+    num, den = total[:, :3], total[:, 3:]
     return num / den.clamp(min=_EPS)
 
 
@@ -411,52 +505,78 @@ def render_bokeh(image: torch.Tensor, disparity: torch.Tensor, focus_disparity: 
                  K: Number | torch.Tensor, gamma: float = 2.2, method: str = "layered", *,
                  blades: int = 0, rotation: float = 0.0, highlight: float = 0.0,
                  highlight_threshold: float = 0.9, max_radius: float | None = None,
-                 layers: int | None = None, layer_step: float = 0.15, fill: bool = True) -> torch.Tensor:
+                 layers: int | None = None, layer_step: float = 0.3, fill: bool = True,
+                 slope: float = 0.75, jump: float = 0.5, downsample: bool = True) -> torch.Tensor:
     """Depth of field from an all-in-focus image and its disparity.
 
-    Every pixel is blurred over its circle of confusion of signed radius
+    Every pixel is spread over its circle of confusion of signed radius
     ``s = K (disparity - focus_disparity)`` pixels (:func:`coc_radius`), in linear light
-    (``image ** gamma``, back with ``** (1/gamma)``): the focus plane (s = 0) stays exactly sharp,
-    the blur grows linearly in disparity on both sides.
+    (``image ** gamma``, back with ``** (1/gamma)``): the focus plane (s = 0) stays sharp and the
+    blur grows linearly in disparity on both sides of it.
 
     Args:
         image: (B,3,H,W) or (3,H,W) sRGB in [0,1].
-        disparity: (B,1,H,W) or (1,H,W), 1/depth in 1/m (any finite values; only differences
+        disparity: (B,1,H,W) or (1,H,W), 1/depth in 1/m (any finite values: only the differences
             from ``focus_disparity`` matter).
-        focus_disparity: float or (B,) tensor, 1/S_f (1/m).
-        K: float or (B,) tensor >= 0, pixels * metres (:func:`K_from_lens`). K = 0: a pinhole.
-        gamma: the sRGB exponent (2.2).
-        method: ``"layered"`` (occlusion-aware, default) or ``"scatter"`` (the baseline).
-        blades: 0 for a round aperture, n >= 3 for a regular n-gon with corners on the CoC circle
-            (``rotation`` radians, x right / y down). Points in front of the focus plane draw the
-            aperture, points behind it its point reflection.
+        focus_disparity: float or (B,) tensor, 1/S_f in 1/m.
+        K: float or (B,) tensor >= 0, pixels * metres (:func:`K_from_lens`); K = 0 is a pinhole.
+        gamma: the sRGB exponent.
+        method: ``"layered"`` (occlusion-aware, the default) or ``"scatter"`` (the baseline).
+        blades: 0 for a round aperture, n >= 3 for a regular n-gon with its corners on the CoC
+            circle, turned by ``rotation`` radians (x right, y down). Points in front of the focus
+            plane draw the aperture, points behind it its point reflection, as in a real lens.
         highlight: gain of the highlight boost (0 = off): linear colours whose luminance exceeds
-            ``highlight_threshold`` are brightened by up to ``1 + highlight`` before blurring
-            (not on the focus plane), standing in for the light that clipping removed from the
-            sharp image, so that blurred lights become visible bokeh balls.
-        max_radius: clamp |CoC| to this many pixels; default (and upper bound) ``max(H, W)``: a
-            blur wider than the image is clamped to the image size.
-        layers: ``layered`` only: None = adaptive layers (:func:`layer_radii` with ``layer_step``,
-            only those the disparity range reaches), or this many layers evenly spaced in CoC
-            radius between the smallest and largest (plus the focus plane).
-        fill: ``layered`` only: fill the hidden parts of each layer (push-pull) before blurring.
+            ``highlight_threshold`` are brightened by up to ``1 + highlight`` before blurring (not on
+            the focus plane). It stands in for the light that clipping took from the sharp image,
+            so that blurred lights become visible bokeh balls.
+        max_radius: clamp |s| to this many pixels. The default, and the upper bound, is max(H, W):
+            a blur wider than the image is clamped to the image size.
+        layers, layer_step: (``layered``) None = layers at the radii of :func:`layer_radii` with
+            ``layer_step``, those the disparities reach; an int = that many layers evenly spaced
+            between the smallest and largest s (plus one on the focus plane).
+        fill: (``layered``) fill in what occluders hide of the layers behind them.
+        slope, jump: (``layered``) depth-edge test, in px of CoC: a pixel occludes what is behind it
+            when s drops by more than ``jump`` beyond what a surface of gradient ``slope`` px/px
+            explains (see below).
+        downsample: (``layered``) blur wide layers at 1/2, 1/4 or 1/8 of the resolution (the
+            kernel keeps a radius >= 4 px there).
 
     Returns:
         (B,3,H,W) (or (3,H,W)) sRGB in [0,1], differentiable w.r.t. ``image``.
 
-    ``layered``: the pixels are split between depth layers (each pixel between the two layers
-    around its CoC radius, linearly in CoC area). Per layer j, back (far) to front: coverage
-    ``a_j`` and premultiplied colour ``a_j * rgb``; the part of the layer hidden by nearer layers is
-    filled by push-pull interpolation of what is visible at or behind it (``fill``); both are
-    blurred with the layer's aperture kernel (normalised, soft edge, FFT); then
-    ``num = C_j + (1 - A_j) num`` and ``den = A_j + (1 - A_j) den`` ("over"), output ``num / den``
-    (the division undoes coverage lost at the image border). Consequences: an in-focus layer is
-    untouched (its kernel is the identity, so sharp foreground stays exactly sharp); a blurred
-    background behind it is blurred together with its own filled-in hidden part, never with the
-    foreground's colour; a blurred foreground spreads over whatever is behind it and turns
-    semi-transparent at its edges. Cost: two FFTs of 4 channels per layer present.
+    ``layered``. Layers sit at signed radii c_j (:func:`layer_radii`); each pixel's colour and
+    coverage are split between the two layers around its s, linearly in s|s| (so that the mix of
+    the two kernels has the pixel's spread). Per layer, back (far) to front, premultiplied colour,
+    coverage and occluding coverage are blurred with the layer's kernel (:func:`aperture_kernel`,
+    by FFT) into C_j, A_j, O_j, and composited: the light (C, A) of layer j is attenuated by
+    (1 - O_k) of every layer k >= j + 2 ("over"), and the output is sum C / sum A. Layer j + 1 holds
+    the other share of the pixels between the two, the same surface, and does not attenuate j;
+    the focus layer (c = 0) attenuates everything behind it. The division by sum A undoes coverage
+    lost at the image border (zero padding) and in unfilled holes.
 
-    ``scatter``: see :func:`_scatter`; exact but slow, (2R+1)^2 passes, R the largest radius.
+    Which pixels occlude: a lens sees round an occluder only where there is something behind it,
+    at a depth edge. A pixel is "in front of an edge" when
+    ``e = s(p) - min_q (s(q) + slope |p - q|_1)`` exceeds ``jump`` (a drop no surface of gradient
+    <= ``slope`` px/px makes; an exact L1 distance transform); its occluding coverage ramps from 0
+    at e = jump to 1 at e = 2 jump and goes whole to its nearest layer. In-focus pixels always
+    occlude (their cone closes on them). Elsewhere O = 0 and the layers add up, which is exact for a
+    continuous surface (each ray meets it once), while "over" is right for an occluder with an
+    unseen surface behind it. ``fill``: the part of layer j hidden by the occluders in front of it
+    (e above ``2 jump + slope |c_j| / 2``, a margin that keeps the blurred fill under them) is
+    filled by push-pull interpolation of layer j, so that a blurred occluder's see-through rim
+    shows the surface behind it, not a hole.
+
+    Consequences: the focus plane is untouched (a sharp foreground stays exactly sharp); a blurred
+    background is not mixed with an in-focus foreground; a blurred foreground spreads over what is
+    behind it. Limits: an occluder counts as such within about (drop - 2 jump) / slope px of its
+    edge, so a small depth step in front of a much wider blur can let some background light into
+    it; light is kept exactly only where occluded surfaces are filled. Cost: an FFT of 5 channels
+    per layer present (2 + 2 log_(1+step)(R) layers for blur up to R px), on the layer's bounding
+    box, at 1/2 to 1/8 of the resolution for wide kernels (``downsample``).
+
+    ``scatter``: each pixel p sends colour with weight ``inside(q - p) / area(r_p)`` (r_p = |s_p|
+    clamped at 0.5 px) to every q in its aperture; out = sum of colour / sum of weights. Exact but
+    slow: one pass over the image per integer offset within the largest radius, (2R+1)^2 passes.
 
     >>> img = torch.zeros(1, 3, 21, 21); img[..., 10, 10] = 1.0
     >>> disp = torch.ones(1, 1, 21, 21)
@@ -469,9 +589,11 @@ def render_bokeh(image: torch.Tensor, disparity: torch.Tensor, focus_disparity: 
         image = image.unsqueeze(0)
         disparity = disparity.unsqueeze(0) if disparity.dim() == 3 else disparity
     _check_inputs(image, disparity, focus_disparity, K, gamma, method, blades)
+    if not (slope > 0 and jump > 0 and layer_step > 0):
+        raise ValueError(f"slope, jump and layer_step must be > 0, got {slope!r}, {jump!r}, {layer_step!r}")
     H, W = image.shape[-2:]
     limit = float(max(H, W)) if max_radius is None else min(float(max_radius), float(max(H, W)))
-    if limit < 0:
+    if not limit >= 0:
         raise ValueError(f"max_radius must be >= 0, got {max_radius!r}")
     disparity = disparity.to(image.dtype)
     s = coc_radius(disparity, focus_disparity, K).clamp(-limit, limit)
@@ -481,7 +603,8 @@ def render_bokeh(image: torch.Tensor, disparity: torch.Tensor, focus_disparity: 
     if method == "scatter":
         out = _scatter(lin, s, blades, float(rotation))
     else:
-        out = _layered(lin, s, blades, float(rotation), layers, float(layer_step), fill)
+        out = _layered(lin, s, blades=blades, rotation=float(rotation), layers=layers, layer_step=float(layer_step),
+                       fill=fill, slope=float(slope), jump=float(jump), downsample=downsample)
     out = _to_srgb(out, gamma)
     return out[0] if squeeze else out
 

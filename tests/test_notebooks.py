@@ -44,7 +44,7 @@ def test_notebook_runs_in_smoke_profile(smoke_runs, name):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not render.have_tex(), reason="xelatex/pandoc not installed (CI installs them; see README)")
-def test_pdf_has_title_greek_and_images(smoke_runs, tmp_path):
+def test_chapter_pdf_has_title_and_images(smoke_runs, tmp_path):
     res = smoke_runs[NAMES[0]]
     assert res.ok, res.error
     pdf = render.render(res.output, tmp_path, "pdf")
@@ -52,9 +52,59 @@ def test_pdf_has_title_greek_and_images(smoke_runs, tmp_path):
     title = catalog.Notebook(NOTEBOOKS[0]).title
     assert text.lstrip().startswith(title), f"title {title!r} not at the top of the PDF"
     assert NAMES[0] not in text.splitlines()[0], "the title must be the heading, not the file name"
-    assert any(ch in text for ch in "δσλα"), "Greek letters were dropped"
     assert render.pdf_images(pdf) >= 1, "no figure in the PDF"
     assert "it/s" not in text and "HBox" not in text, "progress-bar junk in the PDF"
+
+
+def _greek_names(text: str) -> set[str]:
+    """Greek letters in extracted PDF text, plain (U+03xx) or mathematical italic (U+1D6xx), by name."""
+    import unicodedata
+
+    names = set()
+    for ch in text:
+        name = unicodedata.name(ch, "")
+        if "GREEK" in name or name.startswith("MATHEMATICAL ITALIC SMALL") and len(name.split()) == 4 \
+                and name.split()[-1] in {"DELTA", "SIGMA", "LAMDA", "ALPHA"}:
+            names.add(name.split()[-1])
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not render.have_tex(), reason="xelatex/pandoc not installed (CI installs them; see README)")
+def test_pdf_keeps_greek_in_prose_maths_and_outputs(tmp_path):
+    """Greek must survive in all three places a chapter uses it (a font without it drops them silently)."""
+    import base64
+    import io
+
+    import matplotlib
+    import nbformat
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Greek check\n\nThe accuracy δ and the spread σ in prose."),
+        nbformat.v4.new_markdown_cell("Maths: $\\alpha + \\lambda$."),
+        nbformat.v4.new_code_cell("print('λ')", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="weight λ = 0.5\n"),
+            nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode(),
+                                                         "text/plain": "<Figure>"})]),
+    ]
+    src = tmp_path / "greek.ipynb"
+    nbformat.write(nb, src)
+    pdf = render.render(src, tmp_path / "out", "pdf")
+    text = render.pdf_text(pdf)
+    assert text.lstrip().startswith("Greek check")
+    found = _greek_names(text)
+    for letter in ("DELTA", "SIGMA", "LAMDA", "ALPHA"):
+        assert letter in found, f"Greek {letter.lower()} dropped from the PDF (found {sorted(found)})"
+    assert render.pdf_images(pdf) == 1
 
 
 @pytest.mark.slow

@@ -155,6 +155,7 @@ def render(nb_path: Path, out_dir: Path | None = None, kind: str = "pdf", no_inp
     nb = _prepare(nb_path)
     body, _ = _exporter(kind, no_input).from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     suffix = "-results" if no_input else ""
+    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{nb_path.stem}{suffix}.{kind}"
     out.write_bytes(body if isinstance(body, bytes) else body.encode())
     return out
