@@ -16,3 +16,15 @@ def _seed():
     import torch
 
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests use tiny tensors, which gain nothing from threads; on a busy 2-core machine extra
+    threads only wait for each other (the notebook kernels the smoke tests start set their own)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -14,15 +14,6 @@ from lib.models import DepthMaskNet, activation_memory, count_parameters, descri
 W = 8  # tiny width keeps every test fast
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and a busy shared machine makes threads wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

@@ -47,15 +47,6 @@ class Planes(Dataset):
                 "mask": torch.zeros(1, SIZE, SIZE, dtype=torch.int64), "name": f"plane/{i}"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and a busy shared machine makes threads wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_model(seed=0, width=8):
     torch.manual_seed(seed)
     return DepthMaskNet(width=width)
