@@ -189,8 +189,8 @@ class Box:
 
 
 @dataclass(frozen=True)
-class Cylinder:
-    """A vertical cylinder standing on y = ``y0`` with axis through ``center`` = (x, z)."""
+class _Upright:
+    """A solid of revolution standing on y = ``y0``, axis vertical through ``center`` = (x, z)."""
     center: tuple[float, float]
     radius: float
     height: float
@@ -200,6 +200,11 @@ class Cylinder:
     def bounding_sphere(self):
         h = self.height / 2
         return (self.center[0], self.y0 + h, self.center[1]), math.hypot(self.radius, h)
+
+
+@dataclass(frozen=True)
+class Cylinder(_Upright):
+    """A vertical cylinder standing on y = ``y0`` with axis through ``center`` = (x, z)."""
 
     def intersect(self, ox, oy, oz, dx, dy, dz):
         ex, ez, top = ox - self.center[0], oz - self.center[1], self.y0 + self.height
@@ -228,17 +233,8 @@ class Cylinder:
 
 
 @dataclass(frozen=True)
-class Cone:
+class Cone(_Upright):
     """A vertical cone standing on y = ``y0``: base ``radius`` there, apex ``height`` above."""
-    center: tuple[float, float]
-    radius: float
-    height: float
-    y0: float = 0.0
-    material: Material = field(default_factory=Material)
-
-    def bounding_sphere(self):
-        h = self.height / 2
-        return (self.center[0], self.y0 + h, self.center[1]), math.hypot(self.radius, h)
 
     def intersect(self, ox, oy, oz, dx, dy, dz):
         # (x-cx)^2 + (z-cz)^2 = k^2 (apex_y - y)^2 with k = radius / height, for y0 <= y <= apex_y
