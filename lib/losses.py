@@ -43,6 +43,7 @@ __all__ = [
     "ssi_loss",
     "ssi_trimmed_loss",
     "structure_guided_ranking_loss",
+    "feature_alignment_loss",
 ]
 
 
@@ -394,3 +395,60 @@ def ssi_trimmed_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tens
     if alpha > 0:
         data = data + alpha * gradient_matching_loss(p_hat, g_hat, valid, scales)
     return data
+
+
+# --------------------------------------------------------------------------- feature alignment
+def feature_alignment_loss(student: torch.Tensor, teacher: torch.Tensor, margin: float = 0.15,
+                           projection=None) -> torch.Tensor:
+    r"""Feature alignment to a frozen encoder with a tolerance margin (Depth Anything, Sec. 3.3).
+
+    At every location :math:`i` of the feature grid, :math:`d_i = 1 - \cos(f_i, f'_i)` between the
+    student's feature vector :math:`f_i` and the frozen encoder's :math:`f'_i` (over channels).
+    Locations already within the margin, :math:`d_i < m`, are left out (the student may keep
+    its own features there: depth needs them to differ where semantics do not, e.g. across
+    the two sides of one object); the loss is the mean of :math:`d_i` over the rest, over the
+    whole batch:
+
+    .. math:: L = \frac{1}{|S|}\sum_{i \in S} d_i, \qquad S = \{i : d_i \ge m\}.
+
+    ``margin=0`` keeps every location (plain mean of :math:`1-\cos`). With ``margin=0.15`` this is
+    Depth Anything's "cosine similarity above :math:`\alpha = 0.85` is not considered". When no
+    location is left, the result is an exact 0 that still backpropagates.
+
+    The teacher is frozen: it is detached. When its grid differs from the student's it is
+    resized to the student's ``(h, w)`` (bilinear). When the channel counts differ, pass
+    ``projection``, a module (e.g. ``nn.Conv2d(C_s, C_t, 1)``, trained with the student) applied
+    to the student's features before the comparison.
+
+    Args:
+        student: ``(B, C_s, h, w)`` the student's features (e.g. ``DepthMaskNet(...)(x)["features"]``).
+        teacher: ``(B, C_t, h', w')`` the frozen encoder's features of the same images.
+        margin: m in [0, 2).
+        projection: optional callable ``(B, C_s, h, w) -> (B, C_t, h, w)``.
+
+    >>> s = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 2).contiguous()
+    >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).T.reshape(1, 2, 1, 2)   # cos = 1, then 0
+    >>> feature_alignment_loss(s, t, margin=0.0).item(), feature_alignment_loss(s, t).item()
+    (0.5, 1.0)
+    """
+    for name, x in (("student", student), ("teacher", teacher)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+            raise ValueError(f"{name} features must be a float (B,C,h,w) tensor, got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"student and teacher features must have the same batch size, got "
+                         f"{student.shape[0]} and {teacher.shape[0]}")
+    if not 0.0 <= margin < 2.0:
+        raise ValueError(f"margin is a bound on 1 - cos and must lie in [0, 2), got {margin!r}")
+    if projection is not None:
+        student = projection(student)
+    if student.shape[1] != teacher.shape[1]:
+        raise ValueError(
+            f"student has {student.shape[1]} channels and teacher {teacher.shape[1]}: pass "
+            f"projection=nn.Conv2d({student.shape[1]}, {teacher.shape[1]}, 1) (trained with the student)")
+    teacher = teacher.detach().to(student.dtype)
+    if teacher.shape[-2:] != student.shape[-2:]:
+        teacher = F.interpolate(teacher, size=student.shape[-2:], mode="bilinear", align_corners=False)
+    d = 1.0 - F.cosine_similarity(student, teacher, dim=1, eps=1e-8)          # (B, h, w)
+    keep = d >= margin if margin > 0 else torch.ones_like(d, dtype=torch.bool)
+    return _masked(d, keep).sum() / keep.sum().clamp_min(1)
