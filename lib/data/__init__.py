@@ -6,3 +6,4 @@ and ``mask`` (1,H,W) int64, ``name`` and ``intrinsics`` (3,3) when known.
 from lib.data.synthetic import SyntheticRGBD, synthetic_scene  # noqa: F401
 from lib.data.middlebury import middlebury_motorcycle  # noqa: F401
 from lib.data.formats import DIODE, ImageDepthFolder, NYUv2Labeled, ReDWeb  # noqa: F401
+from lib.data.bokeh_pairs import BokehPairs  # noqa: F401
