@@ -213,23 +213,30 @@ def _per_image(value, like: torch.Tensor, name: str) -> torch.Tensor:
     raise TypeError(f"{name} must be a float or a (B,) tensor, got {type(value).__name__}")
 
 
-def _check_inputs(image, disparity, focus_disparity, K, gamma, method, blades):
+def check_image_and_disparity(image: torch.Tensor, disparity: torch.Tensor, unbatched_ok: bool = False) -> None:
+    """Raise a clear error unless ``image`` (B,3,H,W) and ``disparity`` (B,1,H,W) are finite float
+    tensors of matching batch and size on one device (shared by the renderers and the learned ones).
+    ``unbatched_ok`` only changes the message: the caller also accepts (3,H,W) / (1,H,W)."""
+    alt = " (or (3,H,W))" if unbatched_ok else ""
     if not isinstance(image, torch.Tensor) or not isinstance(disparity, torch.Tensor):
         raise TypeError("image and disparity must be torch tensors")
     if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"image must be (B,3,H,W) (or (3,H,W)), got shape {tuple(image.shape)}")
+        raise ValueError(f"image must be (B,3,H,W){alt}, got shape {tuple(image.shape)}")
     if disparity.dim() != 4 or disparity.shape[1] != 1:
-        raise ValueError(f"disparity must be (B,1,H,W) (or (1,H,W)), got shape {tuple(disparity.shape)}")
+        raise ValueError(f"disparity must be (B,1,H,W){alt.replace('3', '1')}, got shape {tuple(disparity.shape)}")
     if disparity.shape[0] != image.shape[0] or disparity.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"image {tuple(image.shape)} and disparity {tuple(disparity.shape)} do not match")
     if not image.is_floating_point() or not disparity.is_floating_point():
         raise ValueError(f"image and disparity must be floating point, got {image.dtype} and {disparity.dtype}")
     if disparity.device != image.device:
         raise ValueError(f"image is on {image.device} but disparity on {disparity.device}")
-    if not torch.isfinite(disparity).all():
-        raise ValueError("disparity has NaN or infinite values")
-    if not torch.isfinite(image).all():
-        raise ValueError("image has NaN or infinite values")
+    for name, x in (("disparity", disparity), ("image", image)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+
+
+def _check_inputs(image, disparity, focus_disparity, K, gamma, method, blades):
+    check_image_and_disparity(image, disparity, unbatched_ok=True)
     if not (isinstance(gamma, (int, float)) and gamma > 0):
         raise ValueError(f"gamma must be a positive number, got {gamma!r}")
     if method not in ("layered", "scatter"):

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.bokeh import check_image_and_disparity
+
 __all__ = ["bokeh_condition", "UNetGenerator", "PatchCritic", "generator_loss", "critic_loss", "gan_step",
            "CONDITION_CHANNELS"]
 
@@ -76,20 +78,7 @@ def bokeh_condition(image: torch.Tensor, disparity: torch.Tensor, focus_disparit
     >>> c.shape, c[0, :, 0, 0].tolist()
     (torch.Size([1, 7, 4, 4]), [-0.5, -0.5, -0.5, 0.5, 0.25, 1.0, 0.25])
     """
-    if not isinstance(image, torch.Tensor) or not isinstance(disparity, torch.Tensor):
-        raise TypeError("image and disparity must be torch tensors")
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"image must be (B,3,H,W), got shape {tuple(image.shape)}")
-    if disparity.dim() != 4 or disparity.shape[1] != 1:
-        raise ValueError(f"disparity must be (B,1,H,W), got shape {tuple(disparity.shape)}")
-    if disparity.shape[0] != image.shape[0] or disparity.shape[-2:] != image.shape[-2:]:
-        raise ValueError(f"image {tuple(image.shape)} and disparity {tuple(disparity.shape)} do not match")
-    if not image.is_floating_point() or not disparity.is_floating_point():
-        raise ValueError(f"image and disparity must be floating point, got {image.dtype} and {disparity.dtype}")
-    if disparity.device != image.device:
-        raise ValueError(f"image is on {image.device} but disparity on {disparity.device}")
-    if not (torch.isfinite(image).all() and torch.isfinite(disparity).all()):
-        raise ValueError("image and disparity must be finite (no NaN or inf)")
+    check_image_and_disparity(image, disparity)
     if not scale > 0:
         raise ValueError(f"scale must be > 0 pixels, got {scale!r}")
     B, _, H, W = image.shape
