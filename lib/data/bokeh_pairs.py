@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lib.data import cache as _cache
+from lib.data.formats import _index
 from lib.data.raycast import linear_to_srgb8, render_linear
 from lib.data.synthetic import (GENERATOR_VERSION, _check_size, fibonacci_disk, render_arrays, sample_scene,
                                 scene_seed)
@@ -115,11 +116,7 @@ class BokehPairs(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict:
-        i = int(i)
-        if i < 0:
-            i += self.n
-        if not 0 <= i < self.n:
-            raise IndexError(f"index {i} out of range for BokehPairs of length {self.n}")
+        i = _index(i, self.n, "BokehPairs")
         if self.cached and self._arrays is None:                   # unpickled in a DataLoader worker
             self._arrays = _cache.load(_cache.cache_path("bokeh_pairs", self.params))
         a = {k: v[i] for k, v in self._arrays.items()} if self.cached else self._generate(i)

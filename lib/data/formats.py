@@ -102,12 +102,13 @@ def _check_same_size(a_hw: tuple, b_hw: tuple, a_path: Path, b_path: Path, a_wha
         )
 
 
-def _index(i: int, n: int) -> int:
+def _index(i: int, n: int, what: str = "a dataset") -> int:
+    """``i`` as a position in ``0..n-1`` (negative counts from the end, as for lists), or IndexError."""
     i = int(i)
     if i < 0:
         i += n
     if not 0 <= i < n:
-        raise IndexError(f"index {i} out of range for a dataset of {n} samples")
+        raise IndexError(f"index {i} out of range for {what} of {n} samples")
     return i
 
 

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lib.data import cache as _cache
+from lib.data.formats import _index
 from lib.data.raycast import (Box, Camera, Cone, Cylinder, Light, Material, Room, Scene, Sphere,
                               linear_to_srgb8, render_linear, texture_library)
 
@@ -317,11 +318,7 @@ class SyntheticRGBD(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict:
-        i = int(i)
-        if i < 0:
-            i += self.n
-        if not 0 <= i < self.n:
-            raise IndexError(f"index {i} out of range for SyntheticRGBD of length {self.n}")
+        i = _index(i, self.n, "SyntheticRGBD")
         if self.cached:
             if self._arrays is None:                            # reopened in a spawned worker
                 self._arrays = _cache.load(self._path)
