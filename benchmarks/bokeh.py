@@ -29,23 +29,13 @@ import torch  # noqa: E402
 import kornia  # noqa: E402
 
 from lib.bokeh import render_bokeh  # noqa: E402
+from timing import timed  # noqa: E402  (benchmarks/timing.py)
 
 SPEED_SIZE = (864, 1152)
 SPEED_RADIUS = 24.0
 QUALITY_SIZE = (192, 256)
 QUALITY_SEEDS = tuple(range(7100, 7110))                   # tuning used seeds 5000-5005, 6000-6011
 QUALITY_SEEDS_QUICK = (7100, 7101, 7102)
-
-
-def timed(fn, device):
-    """(wall seconds, process CPU seconds) of one call, synchronising CUDA."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t, c = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t, time.process_time() - c
 
 
 def speed(device, repeats_layered=2):
@@ -58,8 +48,7 @@ def speed(device, repeats_layered=2):
     mp = SPEED_SIZE[0] * SPEED_SIZE[1] / 1e6
     with torch.no_grad():
         render_bokeh(image[..., :64, :64], disp[..., :64, :64], focus, K)          # warm-up
-        lay = min((timed(lambda: render_bokeh(image, disp, focus, K), device) for _ in range(repeats_layered)),
-                  key=lambda wc: wc[0])
+        lay = timed(lambda: render_bokeh(image, disp, focus, K), device, repeats_layered)
         sca = timed(lambda: render_bokeh(image, disp, focus, K, method="scatter"), device)
     print(f"speed on {device.type} ({SPEED_SIZE[0]}x{SPEED_SIZE[1]} = {mp:.2f} MP, max blur radius "
           f"{SPEED_RADIUS:.0f} px, torch threads {torch.get_num_threads()}):")

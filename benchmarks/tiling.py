@@ -17,7 +17,6 @@ CPU, and CUDA as well when a GPU is present.
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,21 +27,7 @@ from lib.data import synthetic_scene  # noqa: E402
 from lib.models import DepthMaskNet  # noqa: E402
 from lib.models.fusion import PatchFusion  # noqa: E402
 from lib.models.tiling import peak_memory, tile_boxes, tiled_predict  # noqa: E402
-
-
-def timed(fn, device, repeats):
-    """Best (wall seconds, process CPU seconds) over ``repeats`` calls, synchronising CUDA."""
-    best = None
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        wc = (time.perf_counter() - t, time.process_time() - c)
-        best = wc if best is None or wc[0] < best[0] else best
-    return best
+from timing import timed  # noqa: E402  (benchmarks/timing.py)
 
 
 def run(device, size, width, n_random, repeats):
