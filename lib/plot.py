@@ -22,11 +22,16 @@ def setup(dpi: int = 110) -> None:
         "axes.titlesize": 9, "image.interpolation": "nearest", "figure.constrained_layout.use": True,
     })
     try:
+        from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
-
-        set_matplotlib_formats("png")
     except ImportError:  # not in a notebook
-        pass
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        # Figures must land in the notebook (and so in the PDF) even when the environment
+        # names a non-interactive backend (MPLBACKEND=Agg makes plt.show() draw nothing).
+        shell.run_line_magic("matplotlib", "inline")
+    set_matplotlib_formats("png")
 
 
 def to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -8,7 +8,10 @@ _tmp = tempfile.mkdtemp(prefix="course-tests-")
 # Set before anything imports lib, and inherited by the notebook kernels the smoke tests start.
 os.environ["COURSE_REPORTS_DIR"] = os.path.join(_tmp, "reports")
 os.environ["COURSE_DATA_DIR"] = os.path.join(_tmp, "data")
-os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # this process only: the notebook kernels the smoke tests start keep the inline backend
 
 
 @pytest.fixture(autouse=True)
