@@ -45,9 +45,9 @@ _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
 
-def _group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with about 4-8 channels per group (at most 32 groups), dividing ``channels``."""
-    groups = min(32, max(1, channels // 4))
+def _group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
+    """GroupNorm with about 4 channels per group (at most ``max_groups``), dividing ``channels``."""
+    groups = min(max_groups, max(1, channels // 4))
     while channels % groups:
         groups -= 1
     return nn.GroupNorm(groups, channels)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.bokeh import check_image_and_disparity
+from lib.models import depth_net
 
 __all__ = ["bokeh_condition", "UNetGenerator", "PatchCritic", "generator_loss", "critic_loss", "gan_step",
            "CONDITION_CHANNELS"]
@@ -92,10 +93,7 @@ def bokeh_condition(image: torch.Tensor, disparity: torch.Tensor, focus_disparit
 
 
 def _group_norm(c: int) -> nn.GroupNorm:
-    groups = min(8, max(1, c // 4))
-    while c % groups:
-        groups -= 1
-    return nn.GroupNorm(groups, c)
+    return depth_net._group_norm(c, max_groups=8)  # at most 8 groups, as in pix2pix-sized nets
 
 
 class _Down(nn.Module):
