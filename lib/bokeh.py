@@ -27,10 +27,11 @@ Rendering
 ---------
 :func:`render_bokeh` works in linear light (``image ** gamma``) and has two renderers:
 
-- ``"scatter"``, the baseline: every pixel spreads its colour evenly over its own CoC (weight
-  ``1/area``, so a wide CoC is faint) and every output pixel is the weighted mean of what lands
-  on it. Sharp pixels outvote blurred ones: a blurred foreground hardly spreads over a sharp
-  background, and a blurred background bleeds into a sharp foreground.
+- ``"scatter"``, the baseline, BokehMe's classical renderer (Peng et al., CVPR 2022): every pixel
+  spreads its colour over its own CoC with a soft-edged weight ``~ 1/(r^2 + 0.2)`` (so a wide CoC
+  is faint) and every output pixel is the weighted mean of what lands on it. Sharp pixels outvote
+  blurred ones: a blurred foreground hardly spreads over a sharp background, and a blurred
+  background bleeds into a sharp foreground.
 - ``"layered"``, the default: the image is cut into depth layers by signed CoC; each layer's
   premultiplied colour and coverage are blurred with its own aperture kernel (FFT) and the layers
   are composited back to front. Pixels in front of a depth edge occlude what is behind them
@@ -280,33 +281,35 @@ def _highlight_boost(lin: torch.Tensor, s: torch.Tensor, gain: float, threshold:
 
 
 def _scatter(lin: torch.Tensor, s: torch.Tensor, blades: int, rotation: float) -> torch.Tensor:
-    """Normalised scatter, one integer offset at a time (vectorised over pixels): pixel p sends
-    ``inside(q - p) / area(r_p)`` of its colour to q; the output is the sum received divided by the
-    sum of the weights received. Cost ~ (2R+1)^2 passes over the image."""
+    """BokehMe's classical scatter, one integer offset at a time (vectorised over pixels).
+
+    Pixel p of radius r = |s_p| sends ``w = (0.5 + 0.5 tanh(4 (r_e - |q - p|))) / (r^2 + 0.2)`` of
+    its colour to every q with ``max(|dy|, |dx|) <= floor(r) + 1`` (``r_e = r``; for a polygon,
+    ``r`` times the aperture's extent in that direction); the output is the sum received divided
+    by the sum of the weights received. Cost ~ (2R+1)^2 passes over the image."""
     B, _, H, W = lin.shape
-    r = s.abs().clamp(min=0.5)
+    r = s.abs()
     front = s >= 0
-    w = 1.0 / (_shape_area(blades) * r * r + math.pi / 12)     # area of the soft aperture
-    R = int(math.ceil(float(r.max()))) + 1
+    w0 = 1.0 / (r * r + 0.2)
+    reach = torch.floor(r) + 1                                  # the square window of each pixel
+    R = int(float(reach.max()))
     num = lin.new_zeros(B, 3, H + 2 * R, W + 2 * R)
     den = lin.new_zeros(B, 1, H + 2 * R, W + 2 * R)
-    lw = lin * w
-    rmax = float(r.max())
     for dy in range(-R, R + 1):
         for dx in range(-R, R + 1):
             rho = math.hypot(dy, dx)
-            if rho > rmax + 0.5:
-                continue
             if blades:
                 ty, tx = torch.tensor(float(dy)), torch.tensor(float(dx))
                 hf = float(_shape_factor(ty, tx, blades, rotation))
                 hb = float(_shape_factor(-ty, -tx, blades, rotation))
-                m = (torch.where(front, r * hf, r * hb).clamp(min=0.5) + (0.5 - rho)).clamp(0.0, 1.0)
+                r_e = torch.where(front, r * hf, r * hb)
             else:
-                m = (r + (0.5 - rho)).clamp(0.0, 1.0)
+                r_e = r
+            m = (0.5 + 0.5 * torch.tanh(4.0 * (r_e - rho))) * w0
+            m = torch.where(reach >= max(abs(dy), abs(dx)), m, torch.zeros_like(m))
             ys, xs = slice(R + dy, R + dy + H), slice(R + dx, R + dx + W)
-            num[:, :, ys, xs] += m * lw
-            den[:, :, ys, xs] += m * w
+            num[:, :, ys, xs] += m * lin
+            den[:, :, ys, xs] += m
     return num[:, :, R:R + H, R:R + W] / den[:, :, R:R + H, R:R + W].clamp(min=_EPS)
 
 
@@ -528,7 +531,8 @@ def render_bokeh(image: torch.Tensor, disparity: torch.Tensor, focus_disparity: 
         focus_disparity: float or (B,) tensor, 1/S_f in 1/m.
         K: float or (B,) tensor >= 0, pixels * metres (:func:`K_from_lens`); K = 0 is a pinhole.
         gamma: the sRGB exponent.
-        method: ``"layered"`` (occlusion-aware, the default) or ``"scatter"`` (the baseline).
+        method: ``"layered"`` (occlusion-aware, the default) or ``"scatter"`` (the baseline,
+            BokehMe's classical renderer).
         blades: 0 for a round aperture, n >= 3 for a regular n-gon with its corners on the CoC
             circle, turned by ``rotation`` radians (x right, y down). Points in front of the focus
             plane draw the aperture, points behind it its point reflection, as in a real lens.
@@ -581,9 +585,19 @@ def render_bokeh(image: torch.Tensor, disparity: torch.Tensor, focus_disparity: 
     per layer present (2 + 2 log_(1+step)(R) layers for blur up to R px), on the layer's bounding
     box, at 1/2 to 1/8 of the resolution for wide kernels (``downsample``).
 
-    ``scatter``: each pixel p sends colour with weight ``inside(q - p) / area(r_p)`` (r_p = |s_p|
-    clamped at 0.5 px) to every q in its aperture; out = sum of colour / sum of weights. Exact but
-    slow: one pass over the image per integer offset within the largest radius, (2R+1)^2 passes.
+    ``scatter``: BokehMe's classical renderer. Pixel p, of radius r = |s_p|, sends colour with
+    weight ``(0.5 + 0.5 tanh(4 (r - |q - p|))) / (r^2 + 0.2)`` to every q with
+    ``max(|q_y - p_y|, |q_x - p_x|) <= floor(r) + 1``; out = sum of colour / sum of weights. Exact
+    but slow: one pass over the image per integer offset within the largest radius.
+    Reference: ``JuewenPeng/BokehMe``, ``classical_renderer/scatter.py``
+    (``kernel_Render_updateOutput``: the same weight and window, ``bokeh_cum / weight_cum``) and
+    ``demo.py`` (``classical_renderer(image**gamma, K * (disp - disp_focus))``, then
+    ``** (1/gamma)``). Differences: BokehMe's demo uses ``gamma = 4`` (a stronger linearisation
+    that makes highlights bloom); here gamma is the argument, 2.2 by default, the sRGB exponent
+    that the thin-lens ground truth of the course uses (pass ``gamma=4`` for BokehMe's look);
+    BokehMe's scatter is a CUDA kernel, this one runs on any device and is differentiable in
+    ``image``; polygonal apertures (``blades``) scale r by the aperture's extent in each direction
+    (BokehMe's ``scatter_ex`` has its own polygon kernel).
 
     >>> img = torch.zeros(1, 3, 21, 21); img[..., 10, 10] = 1.0
     >>> disp = torch.ones(1, 1, 21, 21)

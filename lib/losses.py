@@ -10,9 +10,10 @@ returns a scalar tensor. Shared rules:
   to ``pred`` (it backpropagates zeros), never NaN.
 - Two reductions, as in the reference code of each loss:
 
-  * *image mean* (``ranking_loss``, ``scale_invariant_loss``, ``silog_loss``): a value per
-    image, then the mean over the images that have at least one valid pixel (usable pair);
-    an image with nothing to measure neither counts nor dilutes the others.
+  * *image mean* (``ranking_loss``, ``scale_invariant_loss``): a value per image, then the
+    mean over the images that have at least one valid pixel (usable pair); an image with
+    nothing to measure neither counts nor dilutes the others. ``silog_loss`` pools the valid
+    pixels of the whole batch instead, as its reference code does.
   * *batch-based* (MiDaS: ``gradient_matching_loss``, ``ssi_loss``, ``ssi_trimmed_loss``):
     sums over the whole batch divided by the number of valid pixels of the whole batch
     (``reduction_batch_based`` of the MiDaS training-loss reference,
@@ -100,17 +101,31 @@ def ranking_loss(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, 
                  valid: torch.Tensor, sigma: float = 0.03, alpha: float = 1.0) -> torch.Tensor:
     r"""Pairwise ranking loss (ReDWeb / Xian et al. 2018, 2020).
 
-    For image i with usable pairs :math:`P_i` (both ends valid, ``a != b``; see
+    For image i with :math:`N_i` usable pairs (both ends valid, ``a != b``; see
     :func:`lib.sampling.valid_pairs`) and labels :math:`l = ` ``ordinal_labels(target_a,
     target_b, sigma)``, split into equal pairs :math:`E_i` (l = 0) and ordinal pairs
     :math:`O_i` (l = +-1):
 
     .. math::
-        L_i = \alpha \frac{1}{|E_i|}\sum_{E_i} (p_a - p_b)^2
-              + \frac{1}{|O_i|}\sum_{O_i} \log\bigl(1 + e^{-l (p_a - p_b)}\bigr)
+        L_i = \frac{1}{N_i}\Bigl[\alpha \sum_{E_i} (p_a - p_b)^2
+              + \sum_{O_i} \log\bigl(1 + e^{-l (p_a - p_b)}\bigr)\Bigr]
 
-    computed with ``softplus`` (stable for large margins). An empty group contributes 0;
-    the result is the mean of :math:`L_i` over the images with at least one usable pair.
+    both groups over the same :math:`N_i` (one pair, one vote: a batch with few equal pairs does
+    not blow up their weight), computed with ``softplus`` (stable for large margins). The result
+    is the mean of :math:`L_i` over the images with at least one usable pair.
+
+    Reference: Xian et al., CVPR 2020, eq. (1)-(2), and the official
+    ``KexianHust/Structure-Guided-Ranking-Loss``, ``ranking_loss.py``
+    (``EdgeguidedRankingLoss.forward``: ``alpha * equal_loss.mean() + unequal_loss.mean()``,
+    each a mean over all the pairs of the image). Differences, and why:
+
+    - the official ``.mean()`` also counts the pairs it masked out (an end on an invalid pixel
+      contributes 0 but still counts in N); here N counts usable pairs only, so the loss does not
+      shrink as an image has more holes (identical when every pixel is valid);
+    - the official loss sums over images and divides by the batch size B; here an image with no
+      usable pair neither counts nor dilutes the others (identical when every image has one);
+    - the official labels compare ``(t_a + 1e-6) / (t_b + 1e-6)``; here ``t_a / t_b`` (targets are
+      > 0 where valid, so the 1e-6 only matters for depths of a few micrometres).
 
     Args:
         pred: ``(B,1,H,W)`` depth-like prediction (larger = farther), any scale.
@@ -121,13 +136,13 @@ def ranking_loss(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, 
         alpha: weight of the equal-pair term.
 
     Example: one image, pair 1 has target 2 vs 1 (l = +1) and pred 0 vs 0; pair 2 has
-    target 1 vs 1 (equal) and pred 1 vs 0 -> ``log 2 + 1``.
+    target 1 vs 1 (equal) and pred 1 vs 0 -> ``(log 2 + 1) / 2``.
 
     >>> t = torch.tensor([2.0, 1.0, 1.0, 1.0]).view(1, 1, 2, 2)
     >>> p = torch.tensor([0.0, 0.0, 1.0, 0.0]).view(1, 1, 2, 2)
     >>> v = torch.ones(1, 1, 2, 2, dtype=torch.bool)
     >>> round(ranking_loss(p, t, torch.tensor([[0, 2]]), torch.tensor([[1, 3]]), v).item(), 4)
-    1.6931
+    0.8466
     """
     _check(pred, target, valid)
     use = valid_pairs(valid, idx_a, idx_b)                                 # (B,n); also checks indices
@@ -137,9 +152,10 @@ def ranking_loss(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, 
     eq = use & (labels == 0)
     od = use & (labels != 0)
     diff = _masked(pa - pb, use)
-    eq_term = (_masked(diff * diff, eq)).sum(1) / eq.sum(1).clamp_min(1)
-    od_term = (_masked(F.softplus(-labels.to(diff.dtype) * diff), od)).sum(1) / od.sum(1).clamp_min(1)
-    return _image_mean(alpha * eq_term + od_term, use.any(1))
+    eq_sum = _masked(diff * diff, eq).sum(1)
+    od_sum = _masked(F.softplus(-labels.to(diff.dtype) * diff), od).sum(1)
+    n_use = use.sum(1).clamp_min(1)
+    return _image_mean((alpha * eq_sum + od_sum) / n_use, use.any(1))
 
 
 def structure_guided_ranking_loss(pred: torch.Tensor, target: torch.Tensor, image: torch.Tensor,
@@ -216,28 +232,62 @@ def _safe_sqrt(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, lam: float = 0.85,
-               scale: float = 10.0, eps: float = 1e-6) -> torch.Tensor:
-    r"""SILog loss (Lee et al., BTS 2019; used by AdaBins, NeWCRFs, Depth Anything metric heads).
+               scale: float = 10.0, eps: float = 1e-6, reduction: str = "batch") -> torch.Tensor:
+    r"""SILog loss (Lee et al., BTS 2019; AdaBins, ZoeDepth and PatchFusion train with it).
 
-    .. math:: L_i = s \sqrt{\frac{1}{n_i}\sum g^2 - \lambda \Bigl(\frac{1}{n_i}\sum g\Bigr)^2},
-              \qquad g = \log \hat d - \log d
+    With :math:`g = \log \hat d - \log d` over the :math:`n` valid pixels of the **whole batch
+    pooled** (``reduction="batch"``, the default, as the reference code):
 
-    mean over images with a valid pixel. Scale-invariant only for ``lam = 1``. As in
-    :func:`scale_invariant_loss`, ``pred`` is clamped at ``eps`` on valid pixels and invalid
-    pixels are never logged.
+    .. math:: L = s \sqrt{\mathrm{Var}_{n-1}(g) + (1 - \lambda)\,\bar g^{\,2}}
 
-    The square root is guarded so its gradient stays finite when the inside is 0 (a perfect
-    prediction): for inside values :math:`x \le 10^{-8}` it is replaced by the line
-    :math:`x / 10^{-4}`, which meets :math:`\sqrt{x}` at :math:`10^{-8}` and is exactly 0 at 0
-    (the value is exact above :math:`10^{-8}`, i.e. errors above 0.01% in log depth).
+    one square root for the batch; :math:`\mathrm{Var}_{n-1}` is the unbiased variance
+    (``torch.var``), so this is :math:`s\sqrt{\frac{1}{n}\sum g^2 - \lambda \bar g^2}` of the
+    paper up to the factor :math:`n/(n-1)` on the variance (below 0.1 % for n > 1000).
+    Scale-invariant only for ``lam = 1``.
+
+    ``reduction="image"`` computes L per image and averages over the images with a valid
+    pixel. It is *not* the reference loss: one root per image weighs every image equally
+    (whatever its number of valid pixels) and, the root being concave, it is smaller than the
+    pooled value whenever images disagree (two images at log scale +0.1 and -0.1 give 0.387
+    per image but 1.016 pooled, the pooled :math:`\bar g = 0` hiding nothing of the spread).
+    The metric SILog of :func:`lib.metrics.depth_metrics` is per image.
+
+    As in :func:`scale_invariant_loss`, ``pred`` is clamped at ``eps`` on valid pixels and invalid
+    pixels are never logged. The square root is guarded so its gradient stays finite when the
+    inside is 0 (a perfect prediction): for inside values :math:`x \le 10^{-8}` it is replaced by
+    the line :math:`x / 10^{-4}`, which meets :math:`\sqrt{x}` at :math:`10^{-8}` and is 0 at 0.
+
+    Reference: AdaBins ``loss.py`` (``SILogLoss``), ZoeDepth ``zoedepth/trainers/loss.py`` and
+    PatchFusion ``estimator/models/losses.py`` (``SILogLoss``): ``input[mask]`` pools the
+    batch, ``Dg = torch.var(g) + 0.15 * torch.pow(torch.mean(g), 2)``, ``10 * torch.sqrt(Dg)``
+    (0.15 = 1 - lam). Differences, and why:
+
+    - ZoeDepth and PatchFusion take ``log(x + 1e-7)``; here ``pred`` is clamped at ``eps`` and the
+      target is used as it is (it is > 0 where valid);
+    - with a single valid pixel ``torch.var`` is NaN; here the variance is 0 then;
+    - with no valid pixel the reference returns NaN; here an exact 0 that backpropagates;
+    - the reference bilinearly resizes ``input`` to the target's size first; here the two must
+      already have the same shape (a clear error otherwise);
+    - the guarded root near 0 (see above), where ``torch.sqrt`` has an infinite gradient.
 
     >>> t = torch.ones(1, 1, 1, 2); v = torch.ones(1, 1, 1, 2, dtype=torch.bool)
     >>> round(silog_loss(2 * t, t, v).item(), 4)  # 10 * sqrt(0.15) * log 2
     2.6845
     """
     _check(pred, target, valid)
-    per_image, has = _si_terms(_log_residual(pred, target, valid, eps), valid, lam)
-    return _image_mean(scale * _safe_sqrt(per_image, 1e-8), has)
+    if reduction not in ("batch", "image"):
+        raise ValueError(f"reduction must be 'batch' (pooled, as the reference) or 'image', got {reduction!r}")
+    g = _log_residual(pred, target, valid, eps)
+    if reduction == "batch":                      # the whole batch as one image
+        g, valid = g.reshape(1, 1, 1, -1), valid.reshape(1, 1, 1, -1)
+    m = valid.flatten(1)
+    n = m.sum(1)
+    nf = n.to(g.dtype)
+    mean = g.flatten(1).sum(1) / nf.clamp_min(1)
+    ss = (_masked(g.flatten(1) - mean.unsqueeze(1), m) ** 2).sum(1)
+    var = ss / (nf - 1).clamp_min(1)              # unbiased, as torch.var; 0 for one pixel
+    inside = var + (1.0 - lam) * mean * mean
+    return _image_mean(scale * _safe_sqrt(inside, 1e-8), n > 0)
 
 
 # --------------------------------------------------------------------------- MiDaS losses
@@ -374,6 +424,21 @@ def ssi_trimmed_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tens
     residuals over ``2 * M``; note the factor 1/2 and that M counts the trimmed pixels too,
     so this is ``(1 - trim) / 2`` times the mean of the kept residuals).
     Unchanged when ``pred`` is replaced by ``a * pred + b`` with a > 0.
+
+    Reference: Ranftl et al., TPAMI 2022, eq. (6)-(7) (per-image median / mean absolute deviation,
+    trim 20 % per image), and the MiDaS training-loss gist of its first author
+    (``gist.github.com/ranftlr/1d6194db2e1dffa0a50c9b0a9549cbd2``: ``normalize_prediction_robust``,
+    ``trimmed_mae_loss``). This function follows the paper; the gist has two bugs, not followed:
+
+    - ``torch.median((mask * target).view(B, -1), dim=1)`` takes the median over *all* pixels,
+      the masked ones entering as zeros, so an image with holes gets a shift pulled towards 0;
+      here the median is over the valid pixels only;
+    - ``trimmed, _ = torch.sort(res.view(-1), descending=False)[: int(len(res) * (1.0 - trim))]``
+      slices the ``(values, indices)`` tuple that ``torch.sort`` returns, not the values: the slice
+      ``[:k]`` of a 2-tuple is the whole tuple for any k >= 2, so ``trimmed`` is every sorted
+      residual and **nothing is trimmed**. (Had the slice worked, it would have trimmed the residuals
+      of the whole batch pooled, not per image.) The gist's loss is thus ``sum |res| / (2 M)`` of
+      all residuals; ``trim=0`` here gives the same value when every pixel is valid.
 
     >>> g = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2); v = torch.ones_like(g, dtype=torch.bool)
     >>> ssi_trimmed_loss(3 * g + 1, g, v).abs().item() < 1e-5

@@ -1,4 +1,4 @@
-r"""The student's loss on pseudo-labelled images (Depth Anything, Yang et al., CVPR 2024).
+r"""The student's loss on pseudo-labelled images (Depth Anything V1 and V2, Yang et al. 2024).
 
 A teacher's prediction on an unlabelled image is a *pseudo-label*: relative depth (disparity up
 to an unknown scale and shift) that is right in most places and wrong in a few. The student is
@@ -11,7 +11,9 @@ normalised per image by its median (shift) and its mean absolute deviation from 
 
 and, because the pseudo-label is wrong in places, the **largest 10 %** of the residuals of each
 pseudo-labelled image are ignored: a pixel where student and teacher disagree most is more
-likely a teacher mistake than a lesson. With CutMix (:mod:`lib.cutmix`) one mixed image holds
+likely a teacher mistake than a lesson. This "ignore the top-n-largest-loss regions" rule is
+Depth Anything **V2**'s (Yang et al., NeurIPS 2024, section 5.2, n = 10 %); V1 (CVPR 2024)
+trains its student on all pixels of the pseudo-labels, with CutMix and the strong perturbation. With CutMix (:mod:`lib.cutmix`) one mixed image holds
 two regions, each with its own pseudo-label and its own unknown scale and shift: each region is
 then normalised and trimmed on its own (:func:`cutmix_pseudo_label_loss`).
 
@@ -76,6 +78,9 @@ def ignore_top(residual: torch.Tensor, valid: torch.Tensor, fraction: float = 0.
         (the first in raster order is dropped first), so exactly :math:`\lfloor f n_b \rfloor`
         pixels are dropped per image.
 
+    Reference: Depth Anything V2 (Yang et al., NeurIPS 2024), section 5.2: "we ignore the
+    top-n-largest-loss regions", n = 10 %, per pseudo-labelled sample.
+
     >>> r = torch.arange(20.0).view(1, 1, 4, 5); v = torch.ones_like(r, dtype=torch.bool)
     >>> (~ignore_top(r, v, 0.1)).nonzero()[:, 2:].tolist()    # 2 of 20 dropped: 18 and 19
     [[3, 3], [3, 4]]
@@ -118,7 +123,7 @@ def pseudo_label_loss(pred: torch.Tensor, pseudo: torch.Tensor, valid: torch.Ten
         pred: ``(B,1,H,W)`` the student's disparity (any scale and shift).
         pseudo: ``(B,1,H,W)`` the teacher's disparity on the same (unperturbed) images.
         valid: bool ``(B,1,H,W)``.
-        ignore: share of each image's pixels to leave out (0.1 in Depth Anything).
+        ignore: share of each image's pixels to leave out (0.1 in Depth Anything V2).
     """
     total, count = _kept_sum(pred, pseudo, valid, ignore, eps)
     return total / count.clamp_min(1)

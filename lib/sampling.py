@@ -46,6 +46,7 @@ __all__ = [
     "valid_pairs",
     "random_pairs",
     "sobel_edges",
+    "edge_pixel_count",
     "edge_guided_pairs",
     "instance_guided_pairs",
 ]
@@ -249,29 +250,94 @@ def sobel_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.sqrt(gx * gx + gy * gy), torch.atan2(gy, gx)
 
 
+def _edge_map(image: torch.Tensor, valid: torch.Tensor, channel: int | None, edge_threshold: float,
+              min_magnitude: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sobel ``gx, gy`` (B, HW) of the chosen channel and the edge pixels (B, HW) of each image."""
+    if channel is None:
+        grey = kornia.color.rgb_to_grayscale(image) if image.shape[1] == 3 else image
+    else:
+        if not 0 <= channel < image.shape[1]:
+            raise ValueError(f"channel must be None (luminance) or in [0, {image.shape[1]}), got {channel!r}")
+        grey = image[:, channel:channel + 1]
+    grad = kornia.filters.spatial_gradient(grey, mode="sobel", order=1, normalized=True)  # (B,1,2,H,W)
+    gx, gy = grad[:, 0, 0].flatten(1), grad[:, 0, 1].flatten(1)
+    vflat = valid.flatten(1)
+    mag2 = torch.where(vflat, gx * gx + gy * gy, torch.zeros((), dtype=gx.dtype, device=gx.device))
+    top2 = mag2.amax(1, keepdim=True)
+    edges = vflat & (mag2 >= edge_threshold ** 2 * top2) & (mag2 >= min_magnitude ** 2)  # |grad| thresholds
+    return gx, gy, edges
+
+
+def _check_image(image: torch.Tensor, valid: torch.Tensor) -> None:
+    B, _, H, W = valid.shape
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[0] != B or image.shape[2:] != (H, W):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be (B,3,H,W) or (B,1,H,W) matching valid {tuple(valid.shape)}, got {shape}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor in [0,1], got dtype {image.dtype}")
+
+
+def edge_pixel_count(image: torch.Tensor, valid: torch.Tensor, *, channel: int | None = 0,
+                     edge_threshold: float = 0.1, min_magnitude: float = 0.01) -> torch.Tensor:
+    """Number of edge pixels of each image, int64 ``(B,)``, as :func:`edge_guided_pairs` finds them.
+
+    The reference code of the structure-guided ranking loss draws one anchor per edge pixel,
+    i.e. ``4 x edge_pixel_count`` pairs per image (3 edge-guided + 1 random per anchor).
+
+    >>> img = torch.zeros(1, 1, 8, 8); img[..., 4:] = 1.0
+    >>> edge_pixel_count(img, torch.ones(1, 1, 8, 8, dtype=torch.bool)).tolist()   # columns 3, 4
+    [16]
+    """
+    _check_valid(valid)
+    _check_image(image, valid)
+    _, _, edges = _edge_map(image.detach().to(valid.device), valid, channel, edge_threshold, min_magnitude)
+    return edges.sum(1)
+
+
 def edge_guided_pairs(image: torch.Tensor, valid: torch.Tensor, n: int, generator: torch.Generator | None = None,
                       *, random_fraction: float = 0.25, min_dist: int = 2, max_dist: int = 30,
-                      edge_threshold: float = 0.1, min_magnitude: float = 0.01
+                      edge_threshold: float = 0.1, min_magnitude: float = 0.01, channel: int | None = 0
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Pairs that straddle image edges (Xian et al. 2020, edge-guided sampling), plus random pairs.
 
-    1. Edges: Sobel gradient :math:`\nabla I` of the grey image (as in :func:`sobel_edges`); an
-       *edge pixel* is valid with :math:`|\nabla I| \ge` ``edge_threshold`` x (max over the
-       image's valid pixels) and :math:`\ge` ``min_magnitude`` (so a flat image has no edges).
-    2. Anchors: ``ceil(n_edge / 3)`` anchors per image, uniform over its edge pixels.
-    3. Four points on the line through the anchor along the gradient direction
-       :math:`\theta`: ``a-, a`` on the dark side at offsets :math:`-d_1 < -d_0`, ``b, b+``
-       on the bright side at :math:`d_2 < d_3`; each side's two distances are distinct
-       integers drawn uniformly from ``[min_dist, max_dist]`` (the reference code uses 2..30);
-       points are rounded to the pixel grid.
-    4. Consecutive points are paired: ``(a-, a)`` and ``(b, b+)`` (same side: mostly "equal"),
-       ``(a, b)`` (across the edge). Slots ``3j, 3j+1, 3j+2`` hold the three pairs of anchor j.
-    5. A pair with an end outside the image or on an invalid pixel, or with ``a == b``, or
-       from an image with no edge pixel, is replaced by a random pair: precisely, slot j then
+    1. Edges: Sobel gradient :math:`\nabla I` of image channel ``channel`` (0, the first
+       channel, as the reference; ``None`` = the luminance); an *edge pixel* is valid with
+       :math:`|\nabla I| \ge` ``edge_threshold`` x (max over the image's valid pixels) and
+       :math:`\ge` ``min_magnitude`` (so a flat image has no edges).
+    2. Anchors: ``ceil(n_edge / 3)`` anchors per image, uniform (with replacement) over its
+       edge pixels.
+    3. Four points on the line through the anchor along the gradient direction :math:`\theta`
+       (the edge normal), at offsets :math:`-d_0, -d_1, +d_2, +d_3` px, the four distances drawn
+       independently and uniformly from the integers ``[min_dist, max_dist]`` (2..30, as the
+       reference); points are rounded to the pixel grid. Two on the dark side, two on the bright.
+    4. Consecutive points are paired, ``(p_0, p_1)``, ``(p_1, p_2)``, ``(p_2, p_3)``: the outer
+       pairs lie on one side (mostly "equal"), the middle one crosses the edge. Slots
+       ``3j, 3j+1, 3j+2`` hold the three pairs of anchor j.
+    5. A pair with an end outside the image or on an invalid pixel, or with ``p == q`` (equal
+       distances), or from an image with no edge pixel, is replaced by a random pair: slot j then
        holds slot j of ``random_pairs(valid, n, generator)`` drawn from the generator's state
        on entry (the random pairs are drawn first).
     6. The last ``n_random = round(random_fraction * n)`` slots are random pairs (the
-       reference code adds as many random pairs as anchors, i.e. 1/4 of all pairs).
+       reference adds as many random pairs as anchors, i.e. 1/4 of all pairs).
+
+    Reference: ``KexianHust/Structure-Guided-Ranking-Loss``, ``ranking_loss.py``
+    (``EdgeguidedRankingLoss.getEdge`` and ``edgeGuidedSampling``). Differences, and why:
+
+    - **a bug of the reference, not followed**: its y kernel ``[[1, 2, 1], [0, 0, 0], [-1, -2, -1]]``
+      (``F.conv2d`` correlates) is minus the derivative down the rows, so ``theta = atan2(gy, gx)``
+      is the gradient direction mirrored about the x axis. On horizontal and vertical edges the
+      points still cross the edge; on a 45-degree edge they run *along* it and the "crossing"
+      pair never crosses. Here :math:`\theta` is the true gradient direction;
+    - the reference anchors on ``4 x`` (number of edge pixels) pairs per image; here ``n`` is the
+      caller's (:func:`structure_guided_ranking_loss` uses the reference count by default);
+    - the reference clamps points that leave the image to its border and keeps pairs with an
+      invalid end (they add 0 to the loss but count in its mean); here such pairs are replaced by
+      random pairs, so that all ``n`` pairs are usable and none piles up on the border pixels;
+    - the reference thresholds edges against the maximum over all pixels (invalid ones too) and
+      has no absolute floor (a flat image makes every pixel an "edge" with theta = 0); here the
+      maximum is over valid pixels and ``min_magnitude`` applies;
+    - the reference computes the Sobel filter without padding and zero-pads the result (the
+      image border is never an edge); here kornia's replicate-padded Sobel (the border can be).
 
     Args:
         image: ``(B,3,H,W)`` or ``(B,1,H,W)`` float in [0,1]; same B, H, W as ``valid``.
@@ -282,6 +348,7 @@ def edge_guided_pairs(image: torch.Tensor, valid: torch.Tensor, n: int, generato
         min_dist, max_dist: range of the point distances from the anchor, in pixels.
         edge_threshold: relative edge threshold (of the per-image maximum magnitude).
         min_magnitude: absolute floor on the magnitude of an edge.
+        channel: image channel whose edges are used (``None``: luminance).
 
     Returns:
         ``(idx_a, idx_b)``, int64 ``(B, n)``.
@@ -295,12 +362,8 @@ def edge_guided_pairs(image: torch.Tensor, valid: torch.Tensor, n: int, generato
     B, H, W = _check_valid(valid)
     n = _check_n(n)
     random_fraction = _check_fraction("random_fraction", random_fraction)
-    _check_dists(min_dist, max_dist, strict=True)
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[0] != B or image.shape[2:] != (H, W):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be (B,3,H,W) or (B,1,H,W) matching valid {tuple(valid.shape)}, got {shape}")
-    if not image.is_floating_point():
-        raise TypeError(f"image must be a floating-point tensor in [0,1], got dtype {image.dtype}")
+    _check_dists(min_dist, max_dist)
+    _check_image(image, valid)
     device = valid.device
     image = image.detach().to(device)
 
@@ -311,27 +374,16 @@ def edge_guided_pairs(image: torch.Tensor, valid: torch.Tensor, n: int, generato
     if n_edge == 0:
         return ra, rb
 
-    gray = kornia.color.rgb_to_grayscale(image) if image.shape[1] == 3 else image
-    grad = kornia.filters.spatial_gradient(gray, mode="sobel", order=1, normalized=True)  # (B,1,2,H,W)
-    gx, gy = grad[:, 0, 0].flatten(1), grad[:, 0, 1].flatten(1)
+    gx, gy, edges = _edge_map(image, valid, channel, edge_threshold, min_magnitude)
     vflat = valid.flatten(1)
-    mag2 = torch.where(vflat, gx * gx + gy * gy, torch.zeros((), dtype=gx.dtype, device=device))
-    top2 = mag2.amax(1, keepdim=True)
-    edges = vflat & (mag2 >= edge_threshold ** 2 * top2) & (mag2 >= min_magnitude ** 2)  # |grad| thresholds
-
     k = math.ceil(n_edge / 3)
     anchor, count = _draw(edges, k, generator)                            # (B,k)
     ax, ay = gx.gather(1, anchor), gy.gather(1, anchor)
     norm = torch.sqrt(ax * ax + ay * ay).clamp_min(torch.finfo(ax.dtype).tiny)
     cos_t, sin_t = (ax / norm).unsqueeze(-1), (ay / norm).unsqueeze(-1)  # gradient direction theta
-    # Two distinct distances per side, uniform over the unordered pairs of [min_dist, max_dist].
-    R = max_dist - min_dist + 1
-    d = _randint(0, R, (B, k, 2), generator, device)
-    e = (d + 1 + _randint(0, R - 1, (B, k, 2), generator, device)) % R
-    d, e = (d + min_dist).to(ax.dtype), (e + min_dist).to(ax.dtype)
-    near_neg, far_neg = torch.minimum(d[..., 0], e[..., 0]), torch.maximum(d[..., 0], e[..., 0])
-    near_pos, far_pos = torch.minimum(d[..., 1], e[..., 1]), torch.maximum(d[..., 1], e[..., 1])
-    offs = torch.stack([-far_neg, -near_neg, near_pos, far_pos], dim=-1)  # a-, a, b, b+  (B,k,4)
+    # Four independent distances per anchor, as the reference: -d0, -d1 (dark), +d2, +d3 (bright).
+    d = _randint(min_dist, max_dist + 1, (B, k, 4), generator, device).to(ax.dtype)
+    offs = d * torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=ax.dtype, device=device)
     row = torch.round((anchor // W).unsqueeze(-1).to(offs.dtype) + offs * sin_t).long()
     col = torch.round((anchor % W).unsqueeze(-1).to(offs.dtype) + offs * cos_t).long()
     inside = (row >= 0) & (row < H) & (col >= 0) & (col < W)

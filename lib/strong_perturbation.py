@@ -9,14 +9,24 @@ independently to each image of the batch:
 - colour jitter with probability ``p_jitter`` (0.8): brightness :math:`x \cdot b`, contrast
   :math:`(x - \bar y)\,c + \bar y` (:math:`\bar y` the mean grey level), saturation
   :math:`y + (x - y)\,s` (:math:`y` the grey image), each factor uniform in
-  :math:`[1 - j, 1 + j]` with j = 0.5, then a hue rotation by :math:`2\pi h`, h uniform in
-  [-0.25, 0.25] (``kornia.enhance.adjust_hue``), clipping to [0, 1] after each step;
+  :math:`[1 - j, 1 + j]` with j = 0.5, and a hue rotation by :math:`2\pi h`, h uniform in
+  [-0.25, 0.25] (``kornia.enhance.adjust_hue``), clipping to [0, 1] after each step; the four
+  are applied **in a random order**, drawn per image, as torchvision's ``ColorJitter``
+  (``torch.randperm(4)``: the order matters, e.g. saturation before or after a hue turn);
 - grey scale with probability ``p_gray`` (0.2) (``kornia.color.rgb_to_grayscale``, Rec. 601);
 - Gaussian blur with probability ``p_blur`` (0.5), sigma uniform in ``blur_sigma`` pixels
   (``kornia.filters.gaussian_blur2d``, reflected borders).
 
 The geometry is untouched: depth, valid and masks need no change. Every draw comes from
 ``generator`` (on the CPU), so a run is reproducible on any device.
+
+Reference: ``LiheYoung/UniMatch``, ``dataset/semi.py`` (the strong view, reused by Depth
+Anything): ``ColorJitter(0.5, 0.5, 0.5, 0.25)`` with p 0.8, ``RandomGrayscale(p=0.2)``, PIL
+Gaussian blur with p 0.5 and radius U(0.1, 2). Differences: the grey weights are Rec. 601
+(0.299, 0.587, 0.114) where torchvision uses (0.2989, 0.587, 0.114); kornia's Gaussian blur on
+a kernel of ``2 ceil(3 sigma_max) + 1`` taps with reflected borders stands in for PIL's
+(box-filter approximation of a Gaussian); the image stays a float tensor throughout (PIL works on
+8-bit images and rounds after each step).
 
 >>> g = torch.Generator().manual_seed(0)
 >>> out = strong_perturbation(torch.rand(2, 3, 16, 16), generator=g)
@@ -77,6 +87,7 @@ def strong_perturbation(image: torch.Tensor, generator: torch.Generator | None =
 
     # all draws first, in a fixed order, so that they do not depend on which stages run
     jit = torch.rand(B, generator=generator) < p_jitter
+    order = torch.stack([torch.randperm(4, generator=generator) for _ in range(B)])   # (B, 4)
     b = _u(B, 1 - brightness, 1 + brightness, generator)
     c = _u(B, 1 - contrast, 1 + contrast, generator)
     s = _u(B, 1 - saturation, 1 + saturation, generator)
@@ -89,12 +100,26 @@ def strong_perturbation(image: torch.Tensor, generator: torch.Generator | None =
     # colour jitter: factor 1 (and hue 0) for the images that skip it
     b, c, s = (torch.where(jit, v, torch.ones(B)) for v in (b, c, s))
     h = torch.where(jit, h, torch.zeros(B))
-    x = (x * col(b)).clamp(0, 1)
-    mean_gray = kornia.color.rgb_to_grayscale(x).mean((1, 2, 3), keepdim=True)
-    x = ((x - mean_gray) * col(c) + mean_gray).clamp(0, 1)
-    y = kornia.color.rgb_to_grayscale(x)
-    x = (y + (x - y) * col(s)).clamp(0, 1)
-    x = kornia.enhance.adjust_hue(x, (2 * math.pi * h).to(device=dev, dtype=dt)).clamp(0, 1)
+    def brightness_(x):
+        return (x * col(b)).clamp(0, 1)
+
+    def contrast_(x):
+        mean_gray = kornia.color.rgb_to_grayscale(x).mean((1, 2, 3), keepdim=True)
+        return ((x - mean_gray) * col(c) + mean_gray).clamp(0, 1)
+
+    def saturation_(x):
+        y = kornia.color.rgb_to_grayscale(x)
+        return (y + (x - y) * col(s)).clamp(0, 1)
+
+    def hue_(x):
+        return kornia.enhance.adjust_hue(x, (2 * math.pi * h).to(device=dev, dtype=dt)).clamp(0, 1)
+
+    ops = (brightness_, contrast_, saturation_, hue_)          # torchvision's indices 0..3
+    for step in range(4):                                     # image i applies ops[order[i, step]]
+        out = x
+        for k, op in enumerate(ops):
+            out = torch.where(col((order[:, step] == k).float()) > 0, op(x), out)
+        x = out
     # grey scale
     x = torch.where(col(gray.float()) > 0, kornia.color.rgb_to_grayscale(x).expand_as(x), x)
     # Gaussian blur with a per-image sigma (kernel wide enough for the largest one)

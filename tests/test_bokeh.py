@@ -118,8 +118,10 @@ def test_point_in_front_of_sharp_wall_becomes_disc_layered(radius):
     assert r_half == pytest.approx(radius, abs=1.0)
     assert float(out.sum()) == pytest.approx(3.0, rel=0.02)    # all its light, none lost or added
     # the baseline: sharp wall pixels outvote the faint disc, the point stays a bright dot
+    # (BokehMe's weight 1/(r^2 + 0.2): the point keeps 0.94 / 0.81 / 0.67 of its light at r = 3,
+    # 6, 8.5 px, where a disc spreads it to 1 / (pi r^2) = 0.035 / 0.009 / 0.004)
     scatter = to_lin(render_bokeh(img, disp, 0.5, 20.0, method="scatter"))
-    assert float(scatter[0, 0, c[0], c[1]]) > 0.9
+    assert float(scatter[0, 0, c[0], c[1]]) > 0.5
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -159,7 +161,9 @@ def test_hexagonal_aperture(method):
     m2, m4, m6 = angular_moments(hexa, c)
     d2, d4, d6 = angular_moments(disc, c)
     assert m6 > 0.03 and d6 < 0.01
-    assert m2 < 0.005 and d2 < 0.005 and m4 < 0.2 * m6
+    # BokehMe's scatter kernel has a sharp edge (tanh over ~0.5 px), so the pixel grid aliases
+    # its hexagon a little more than the 1-px ramp of the layered renderer's kernel
+    assert m2 < (0.005 if method == "layered" else 0.2 * m6) and d2 < 0.005 and m4 < 0.2 * m6
 
 
 def test_polygon_in_front_is_point_reflection_of_behind():
@@ -178,12 +182,17 @@ def test_polygon_in_front_is_point_reflection_of_behind():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_focus_plane_and_pinhole_are_identity(method):
+    # BokehMe's scatter gives a sharp pixel's neighbours (0.5 + 0.5 tanh(-4)) / 0.2 = 0.0017 of
+    # weight against its own 2.5: a pinhole render is the image up to 0.3 % of the neighbours'
+    # difference in linear light, not exactly (as in BokehMe); the layered renderer keeps it exactly
+    lin = (lambda x: x) if method == "layered" else to_lin
+    atol = 1e-5 if method == "layered" else 5e-3
     g = torch.Generator().manual_seed(1)
     img = torch.rand(2, 3, 20, 24, generator=g)
     disp = torch.full((2, 1, 20, 24), 0.4)
-    assert torch.allclose(render_bokeh(img, disp, 0.4, 30.0, method=method), img, atol=1e-5)
+    assert torch.allclose(lin(render_bokeh(img, disp, 0.4, 30.0, method=method)), lin(img), atol=atol)
     disp = torch.rand(2, 1, 20, 24, generator=g)
-    assert torch.allclose(render_bokeh(img, disp, 0.4, 0.0, method=method), img, atol=1e-5)
+    assert torch.allclose(lin(render_bokeh(img, disp, 0.4, 0.0, method=method)), lin(img), atol=atol)
 
 
 def test_total_light_is_preserved_layered():
@@ -275,19 +284,24 @@ def test_blurred_foreground_spreads_over_sharp_background():
 
 
 def scatter_reference(lin, s):
-    """Plain loops: every pixel p gives ramp(r_p + 0.5 - |q - p|) / area(r_p) of its colour to q."""
+    """BokehMe's ``kernel_Render_updateOutput`` (classical_renderer/scatter.py) as plain loops:
+    every pixel of radius r = |defocus| adds (0.5 + 0.5 tanh(4 (r - dist))) / (r^2 + 0.2) of its
+    colour, and the weight itself, to every pixel of the square window of half-side int(r) + 1
+    inside the image; bokeh = bokeh_cum / weight_cum."""
     _, _, H, W = lin.shape
     num, den = np.zeros((3, H, W)), np.zeros((H, W))
     L, S = lin[0].double().numpy(), s[0, 0].double().numpy()
-    for py in range(H):
-        for px in range(W):
-            r = max(abs(S[py, px]), 0.5)
-            w = 1.0 / (math.pi * r * r + math.pi / 12)
-            for qy in range(H):
-                for qx in range(W):
-                    m = min(max(r + 0.5 - math.hypot(qy - py, qx - px), 0.0), 1.0) * w
-                    num[:, qy, qx] += m * L[:, py, px]
-                    den[qy, qx] += m
+    for y in range(H):
+        for x in range(W):
+            r = abs(S[y, x])
+            for dy in range(-int(r) - 1, int(r) + 2):
+                for dx in range(-int(r) - 1, int(r) + 2):
+                    ny, nx = y + dy, x + dx
+                    if 0 <= ny < H and 0 <= nx < W:
+                        dist = math.sqrt(dy * dy + dx * dx)
+                        w = (0.5 + 0.5 * math.tanh(4 * (r - dist))) / (r * r + 0.2)
+                        den[ny, nx] += w
+                        num[:, ny, nx] += w * L[:, y, x]
     return torch.from_numpy(num / den)[None]
 
 
@@ -295,9 +309,10 @@ def test_scatter_matches_loop_reference():
     g = torch.Generator().manual_seed(5)
     img = torch.rand(1, 3, 9, 10, generator=g, dtype=torch.float64)
     disp = torch.rand(1, 1, 9, 10, generator=g, dtype=torch.float64)
-    out = render_bokeh(img, disp, 0.5, 6.0, method="scatter")
-    ref = scatter_reference(img ** GAMMA, coc_radius(disp, 0.5, 6.0))
-    assert torch.allclose(out, ref.clamp(0, 1) ** (1 / GAMMA), atol=1e-6)
+    for gamma in (GAMMA, 4.0):                       # 4 is BokehMe's default
+        out = render_bokeh(img, disp, 0.5, 6.0, gamma=gamma, method="scatter")
+        ref = scatter_reference(img ** gamma, coc_radius(disp, 0.5, 6.0))
+        assert torch.allclose(out, ref.clamp(0, 1) ** (1 / gamma), atol=1e-6)
 
 
 @pytest.mark.parametrize("radius", [3.0, 4.0])                    # radii of layers (layer_radii)

@@ -157,9 +157,19 @@ def test_consistency_loss_zero_for_identical_overlaps_and_hand_value():
 
     ca, cb = crops(a), crops(b)
     assert float(consistency_loss(ca, cb, a, b)) < 1e-6
-    # doubling b's depth everywhere costs log 2 on the overlap; shifting its features by 1 costs 1 * weight
+    # PatchFusion's default: 0.1 * (0.1 * MSE(depth) + MSE(features)); b 1 m farther everywhere
+    # and its features shifted by 1: 0.1 * (0.1 * 1 + 1) = 0.11
+    cb1 = {"depth": cb["depth"] + 1.0, "features": cb["features"] + 1.0}
+    assert abs(float(consistency_loss(ca, cb1, a, b)) - 0.11) < 1e-5
+    # the log-L1 variant: doubling b's depth costs log 2 on the overlap, the features 1 * weight
     cb2 = {"depth": 2.0 * cb["depth"], "features": cb["features"] + 1.0}
-    assert abs(float(consistency_loss(ca, cb2, a, b, feature_weight=0.25)) - (math.log(2) + 0.25)) < 1e-4
+    got = consistency_loss(ca, cb2, a, b, space="log", distance="l1", depth_weight=1.0,
+                           feature_weight=0.25, weight=1.0)
+    assert abs(float(got) - (math.log(2) + 0.25)) < 1e-4
+    with pytest.raises(ValueError, match="space"):
+        consistency_loss(ca, cb2, a, b, space="disparity")
+    with pytest.raises(ValueError, match="distance"):
+        consistency_loss(ca, cb2, a, b, distance="huber")
 
 
 def test_consistency_loss_without_overlap_is_a_differentiable_zero():

@@ -169,8 +169,9 @@ def test_gan_losses_by_hand():
     sp = lambda t: math.log1p(math.exp(t))      # noqa: E731   softplus: BCE(logit t, 1) = sp(-t), BCE(t, 0) = sp(t)
     assert math.isclose(float(critic_loss(Constant(c), cond, fake, real)), 0.5 * (sp(-c) + sp(c)), rel_tol=1e-6)
     out = generator_loss(Constant(c), cond, fake, real, l1_weight=100.0)
-    assert math.isclose(float(out["l1"]), 0.25, rel_tol=1e-6) and math.isclose(float(out["adv"]), sp(-c), rel_tol=1e-6)
-    assert math.isclose(float(out["total"]), sp(-c) + 25.0, rel_tol=1e-6)
+    # pix2pix's L1 is on images in [-1, 1]: |(2 * 0.25 - 1) - (2 * 0 - 1)| = 0.5
+    assert math.isclose(float(out["l1"]), 0.5, rel_tol=1e-6) and math.isclose(float(out["adv"]), sp(-c), rel_tol=1e-6)
+    assert math.isclose(float(out["total"]), sp(-c) + 50.0, rel_tol=1e-6)
     assert float(generator_loss(None, cond, fake, real)["adv"]) == 0.0
     with pytest.raises(ValueError, match="differ in shape"):
         generator_loss(None, cond, fake, real[..., :4])
@@ -193,7 +194,7 @@ def test_gan_step_lowers_the_l1_on_a_fixed_batch_and_leaves_the_critic_to_its_ow
         assert all(math.isfinite(v) for v in r.values())
     with torch.no_grad():
         after = (g(cond) - real).abs().mean().item()
-    assert math.isclose(first["l1"], before, rel_tol=1e-5)
+    assert math.isclose(first["l1"], 2 * before, rel_tol=1e-5)      # measured in [-1, 1]
     assert after < 0.8 * before
     assert all(p.requires_grad for p in d.parameters())
 

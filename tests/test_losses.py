@@ -61,7 +61,7 @@ def ref_ranking(pred, target, ia, ib, valid, sigma=0.03, alpha=1.0):
             else:
                 od.append(math.log(1 + math.exp(-l * d)))
         if eq or od:
-            per.append(alpha * (sum(eq) / len(eq) if eq else 0.0) + (sum(od) / len(od) if od else 0.0))
+            per.append((alpha * sum(eq) + sum(od)) / (len(eq) + len(od)))   # 1/N over all usable pairs
     return sum(per) / len(per) if per else 0.0
 
 
@@ -74,6 +74,14 @@ def ref_si(pred, target, valid, lam, sqrt_scale=None):
         x = np.mean(g ** 2) - lam * np.mean(g) ** 2
         vals.append(x if sqrt_scale is None else sqrt_scale * np.sqrt(x))
     return float(np.mean(vals)) if vals else 0.0
+
+
+def ref_silog_pooled(pred, target, valid, lam, scale):
+    """AdaBins / ZoeDepth SILogLoss: g = log(input[mask]) - log(target[mask]) pooled over the batch,
+    Dg = torch.var(g) (unbiased) + (1 - lam) * mean(g)^2, scale * sqrt(Dg)."""
+    v = valid.numpy()
+    g = np.log(pred.numpy()[v]) - np.log(target.numpy()[v])
+    return float(scale * np.sqrt(np.var(g, ddof=1) + (1 - lam) * np.mean(g) ** 2))
 
 
 def ref_grad(pred, target, valid, scales):
@@ -136,9 +144,9 @@ def test_ranking_loss_hand_worked():
     v = torch.ones(1, 1, 2, 2, dtype=torch.bool)
     ia, ib = torch.tensor([[0, 2, 1]]), torch.tensor([[1, 3, 3]])
     # pair (0,1): t 2/1 -> l=+1, d=0.5 -> log(1+e^-0.5) = 0.474077
-    # pair (2,3): equal, d=1 -> 1 ; pair (1,3): equal, d=0 -> 0 ; equal mean = 0.5
-    # alpha=2: 2*0.5 + 0.474077 = 1.474077
-    expect = 2 * 0.5 + math.log(1 + math.exp(-0.5))
+    # pair (2,3): equal, d=1 -> 1 ; pair (1,3): equal, d=0 -> 0
+    # alpha=2, N=3 pairs: (2*(1 + 0) + 0.474077) / 3 = 0.824692
+    expect = (2 * 1.0 + math.log(1 + math.exp(-0.5))) / 3
     assert ranking_loss(p, t, ia, ib, v, alpha=2.0).item() == pytest.approx(expect, abs=1e-6)
     # swapping the two ends of every pair changes nothing (l and pa-pb both flip)
     assert ranking_loss(p, t, ib, ia, v, alpha=2.0).item() == pytest.approx(expect, abs=1e-6)
@@ -210,8 +218,27 @@ def test_si_and_silog_hand_worked():
     v = torch.ones(1, 1, 1, 2, dtype=torch.bool)
     # SI, lam=0.5: 0.5 - 0.5 * 0.25 = 0.375
     assert scale_invariant_loss(p, t, v).item() == pytest.approx(0.375, rel=1e-6)
-    # SILog, lam=0.85, scale 10: 10 * sqrt(0.5 - 0.85 * 0.25) = 10 * sqrt(0.2875) = 5.36190
-    assert silog_loss(p, t, v).item() == pytest.approx(10 * math.sqrt(0.2875), rel=1e-6)
+    # SILog (reference: unbiased variance of the pooled g + 0.15 mean^2), lam=0.85, scale 10:
+    # var_{n-1}(1, 0) = 0.5, 0.15 * 0.25 = 0.0375 -> 10 * sqrt(0.5375) = 7.33144
+    assert silog_loss(p, t, v).item() == pytest.approx(10 * math.sqrt(0.5375), rel=1e-6)
+    # per image (one image here) the same value
+    assert silog_loss(p, t, v, reduction="image").item() == pytest.approx(10 * math.sqrt(0.5375), rel=1e-6)
+
+
+def test_silog_pools_the_batch_two_images_at_plus_minus_log_scale():
+    # image 0 predicts 1.1x the target everywhere, image 1 1/1.1x: g = +-log 1.1, no spread inside
+    t = torch.ones(2, 1, 8, 8, dtype=torch.float64)
+    p = torch.cat([t[:1] * 1.1, t[1:] / 1.1])
+    v = torch.ones_like(t, dtype=torch.bool)
+    g = math.log(1.1)
+    n = 128
+    pooled = 10 * math.sqrt(g * g * n / (n - 1))          # pooled mean 0, unbiased variance
+    per_image = 10 * math.sqrt(0.15) * g                  # per image: no variance, 0.15 mean^2
+    assert silog_loss(p, t, v).item() == pytest.approx(pooled, rel=1e-9)
+    assert silog_loss(p, t, v, reduction="image").item() == pytest.approx(per_image, rel=1e-9)
+    assert pooled > 2.5 * per_image
+    with pytest.raises(ValueError, match="reduction"):
+        silog_loss(p, t, v, reduction="mean")
 
 
 def test_si_and_silog_match_numpy_reference():
@@ -221,7 +248,7 @@ def test_si_and_silog_match_numpy_reference():
         assert scale_invariant_loss(pred, target, valid, lam=lam).item() == pytest.approx(
             ref_si(pred, target, valid, lam), rel=1e-9)
         assert silog_loss(pred, target, valid, lam=lam, scale=3.0).item() == pytest.approx(
-            ref_si(pred, target, valid, lam, sqrt_scale=3.0), rel=1e-9)
+            ref_silog_pooled(pred, target, valid, lam, 3.0), rel=1e-9)
 
 
 def test_scale_invariance_holds_exactly_when_lambda_is_one():

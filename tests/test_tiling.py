@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -107,16 +108,34 @@ def test_bad_input_rejected():
 
 
 # ----------------------------------------------------------------------------- blending
+def ref_generatemask(h, w):
+    """PatchFusion's ``generatemask`` (estimator/models/utils.py) + the 1e-3 its callers add."""
+    mask = np.zeros((h, w), dtype=np.float32)
+    sigma = int(h / 16)
+    k_size = int(2 * np.ceil(2 * int(h / 16)) + 1)
+    mask[int(0.1 * h):h - int(0.1 * h), int(0.1 * w):w - int(0.1 * w)] = 1
+    mask = cv2.GaussianBlur(mask, (int(k_size), int(k_size)), sigma)
+    mask = (mask - mask.min()) / (mask.max() - mask.min())
+    return mask.astype(np.float32) + 1e-3
+
+
+@pytest.mark.parametrize("size", [(30, 41), (64, 96), (128, 192), (17, 15), (12, 20)])
+def test_blend_weight_is_patchfusions_generatemask(size):
+    np.testing.assert_allclose(blend_weight(*size).numpy(), ref_generatemask(*size), atol=2e-6)
+
+
 def test_blend_weight_shape_and_profile():
     w = blend_weight(30, 41, floor=0.02)
     assert w.shape == (30, 41) and w.dtype == torch.float32
-    assert float(w.min()) >= 0.02 - 1e-7 and abs(float(w.max()) - 1.0) < 1e-6
+    assert abs(float(w.min()) - 0.02) < 1e-6 and abs(float(w.max()) - 1.02) < 1e-6
     assert torch.allclose(w, w.flip(0)) and torch.allclose(w, w.flip(1))
     mid = w[15]                                                     # falls from the centre to the edges
     assert (mid[:20].diff() >= -1e-7).all() and (mid[21:].diff() <= 1e-7).all()
     assert float(w[0, 0]) < 0.1 < float(w[15, 20])
     with pytest.raises(ValueError):
         blend_weight(8, 8, inset=0.6)
+    # no inset and no blur: nothing to normalise, every weight 1 + floor (the reference divides by 0)
+    assert torch.allclose(blend_weight(8, 8, inset=0.0, sigma=0), torch.full((8, 8), 1.001))
 
 
 class TileIndexed:
@@ -134,12 +153,15 @@ class TileIndexed:
         return torch.exp(v).view(-1, 1, 1, 1).expand(-1, 1, 5, 5)
 
 
+@pytest.mark.parametrize("blend", ["depth", "log"])
 @pytest.mark.parametrize("mode", ["P16", "P49", "R5"])
-def test_blend_matches_an_independent_weighted_mean(mode):
+def test_blend_matches_an_independent_weighted_mean(mode, blend):
     H, W = 23, 30
     boxes = tile_boxes(H, W, mode, seed=0).numpy()
-    values = np.random.default_rng(0).normal(size=len(boxes))
-    out = tiled_predict(TileIndexed(values), torch.rand(1, 3, H, W), mode, tile_batch=4, seed=0)
+    logs = np.random.default_rng(0).normal(size=len(boxes))
+    out = tiled_predict(TileIndexed(logs), torch.rand(1, 3, H, W), mode, tile_batch=4, seed=0,
+                        blend=blend)
+    values = logs if blend == "log" else np.exp(logs)      # PatchFusion averages depth itself
     w = blend_weight(int(boxes[0, 2] - boxes[0, 0]), int(boxes[0, 3] - boxes[0, 1])).double().numpy()
     num, den = np.zeros((H, W)), np.zeros((H, W))
     for (y0, x0, y1, x1), v in zip(boxes, values):
@@ -150,7 +172,8 @@ def test_blend_matches_an_independent_weighted_mean(mode):
     for (y0, x0, y1, x1) in boxes:
         total[y0:y1, x0:x1] += w / den[y0:y1, x0:x1]
     np.testing.assert_allclose(total, 1.0, atol=1e-12)
-    np.testing.assert_allclose(np.log(out[0, 0].double().numpy()), num / den, atol=1e-5)
+    got = out[0, 0].double().numpy()
+    np.testing.assert_allclose(np.log(got) if blend == "log" else got, num / den, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [(64, 96), (131, 197), (37, 100)])

@@ -27,11 +27,12 @@ location attends to every other, so after cropping, a tile's context summarises 
 **Consistency-aware training.** A training sample is a pair of crops of one image, the second
 shifted by a known offset; besides each crop's depth loss,
 
-.. math::  \mathcal{L}_\text{cons} = \operatorname{mean}_{x \in A\cap B} |\log\hat Z_A(x) - \log\hat Z_B(x)|
-            + \lambda_f \operatorname{mean}_{x \in A\cap B} |F_A(x) - F_B(x)|
+.. math::  \mathcal{L}_\text{cons} = 0.1\,\bigl(0.1 \operatorname{mean}_{x \in A\cap B} (\hat Z_A(x) - \hat Z_B(x))^2
+            + \operatorname{mean}_{x \in A\cap B} \|F_A(x) - F_B(x)\|^2\bigr)
 
 pushes the two predictions (and the fusion network's last features ``F``) to agree on the
-overlap :math:`A \cap B` (:func:`consistency_loss`, pairs from :func:`shifted_pairs`).
+overlap :math:`A \cap B` (:func:`consistency_loss`, pairs from :func:`shifted_pairs`; the weights
+are those of PatchFusion's original training configuration).
 """
 from __future__ import annotations
 
@@ -306,17 +307,20 @@ def shifted_pairs(height: int, width: int, tile: tuple[int, int], n: int, max_sh
 
 
 def overlap_difference(map_a: torch.Tensor, map_b: torch.Tensor, box_a: torch.Tensor, box_b: torch.Tensor,
-                       size: tuple[int, int] | None = None) -> torch.Tensor:
-    r"""Mean absolute difference of two crops' maps over their overlap (a scalar tensor).
+                       size: tuple[int, int] | None = None, distance: str = "l1") -> torch.Tensor:
+    r"""Mean difference (``"l1"``: absolute, ``"mse"``: squared) of two crops' maps over their overlap.
 
     ``map_a`` ``(N,C,h,w)`` covers ``box_a`` ``(N,4)`` (image pixels ``[y0, x0, y1, x1]``), and
     likewise for b. The overlap :math:`A \cap B` of each pair is resampled from both maps onto
     the same ``size`` grid (default ``(h, w)``) of points spread evenly from the first to the
     last pixel centre of the overlap (bilinear, :func:`~lib.models.tiling.crop_resize`: any
     offset, any map resolution; two crops of one map agree exactly), then ``mean |a - b|`` over
-    pairs, channels and grid points. Pairs that do not overlap are left out; none at all gives a 0 that still
-    backpropagates. Differentiable in both maps.
+    pairs, channels and grid points (``mean (a - b)^2`` with ``distance="mse"``). Pairs that do not
+    overlap are left out; none at all gives a 0 that still backpropagates. Differentiable in both
+    maps; a scalar tensor.
     """
+    if distance not in ("l1", "mse"):
+        raise ValueError(f"distance must be 'l1' or 'mse', got {distance!r}")
     if map_a.shape != map_b.shape or map_a.ndim != 4:
         raise ValueError(f"map_a and map_b must be (N,C,h,w) of one shape, got {tuple(map_a.shape)}, {tuple(map_b.shape)}")
     if box_a.shape != (map_a.shape[0], 4) or box_b.shape != box_a.shape:
@@ -345,23 +349,60 @@ def overlap_difference(map_a: torch.Tensor, map_b: torch.Tensor, box_a: torch.Te
 
     a = crop_resize(map_a[keep], local(box_a)[keep], size)
     b = crop_resize(map_b[keep], local(box_b)[keep], size)
-    return (a.float() - b.float()).abs().mean()
+    d = a.float() - b.float()
+    return d.abs().mean() if distance == "l1" else (d * d).mean()
 
 
-def consistency_loss(out_a: dict, out_b: dict, box_a: torch.Tensor, box_b: torch.Tensor,
-                     feature_weight: float = 0.1, size: tuple[int, int] | None = None) -> torch.Tensor:
-    r"""Consistency-aware training term for two shifted crops of one image:
-    ``overlap_difference(log depth_a, log depth_b) + feature_weight * overlap_difference(features_a, features_b)``.
+def consistency_loss(out_a: dict, out_b: dict, box_a: torch.Tensor, box_b: torch.Tensor, *,
+                     depth_weight: float = 0.1, feature_weight: float = 1.0, weight: float = 0.1,
+                     space: str = "depth", distance: str = "mse",
+                     size: tuple[int, int] | None = None) -> torch.Tensor:
+    r"""Consistency-aware training term for two shifted crops of one image (PatchFusion).
 
-    ``out_a``, ``out_b``: dicts with ``depth`` ``(N,1,h,w)`` > 0 and (when ``feature_weight > 0``)
-    ``features`` ``(N,C,h',w')``, e.g. :class:`PatchFusion` outputs for ``box_a`` and ``box_b``.
-    Zero when the two crops agree on their overlap; a scalar tensor.
+    .. math:: \mathcal{L}_\text{cons} = w\,\bigl(w_d\, D(\hat Z_A, \hat Z_B)
+              + w_f\, D(F_A, F_B)\bigr)
+
+    with :math:`D` = :func:`overlap_difference` over the overlap of the two crops (``distance``
+    ``"mse"``: mean squared difference), on linear depth (``space="depth"``; ``"log"``: on log
+    depth) and on the fusion network's features; by default :math:`w = 0.1`,
+    :math:`w_d = 0.1`, :math:`w_f = 1`. Zero when the two crops agree on their overlap; a
+    scalar tensor, to be added to each crop's depth loss.
+
+    Reference: ``zhyever/PatchFusion`` at commit 0181da7, ``zoedepth/trainers/loss.py``
+    (``ConsistencyLoss``, target ``"mix"``): ``F.mse_loss`` on the overlap of the two depth
+    predictions (metres) and on the fusion U-Net's decoder features, combined as
+    ``w_p * pred + feat`` with ``w_p = 0.1`` and weighted by ``w_consistency = 0.1``
+    (``config_zoedepth_patchfusion_finetune.json``). Differences, and why:
+
+    - the reference compares all six decoder levels (concatenated into one MSE); here the
+      fusion network's last decoder features (``features`` of :class:`PatchFusion`), the one
+      level :class:`FusionUNet` exposes;
+    - the reference slices the overlap by the integer shift at each level (the shift of two
+      crops of one size); here both crops are resampled onto one grid over the overlap
+      (any offset, any map size) and all overlap pixels count (the reference keeps those with
+      valid ground truth);
+    - the reference pairs crops shifted by exactly +-135 rows and +-240 columns of 540 x 960;
+      :func:`shifted_pairs` draws shifts up to ``max_shift`` of the tile.
+
+    Args:
+        out_a, out_b: dicts with ``depth`` ``(N,1,h,w)`` > 0 and (when ``feature_weight > 0``)
+            ``features`` ``(N,C,h',w')``, e.g. :class:`PatchFusion` outputs for ``box_a`` / ``box_b``.
+        box_a, box_b: ``(N,4)`` crop boxes in image pixels.
+        depth_weight, feature_weight, weight: :math:`w_d, w_f, w` (all >= 0).
+        space: ``"depth"`` (metres, as the reference) or ``"log"``.
+        distance: ``"mse"`` (as the reference) or ``"l1"``.
+        size: the common grid of the overlap (default: the maps' size).
     """
-    if feature_weight < 0:
-        raise ValueError(f"feature_weight must be >= 0, got {feature_weight}")
-    loss = overlap_difference(torch.log(out_a["depth"].float().clamp(min=1e-6)),
-                              torch.log(out_b["depth"].float().clamp(min=1e-6)), box_a, box_b, size)
+    if min(depth_weight, feature_weight, weight) < 0:
+        raise ValueError(f"weights must be >= 0, got depth_weight={depth_weight}, "
+                         f"feature_weight={feature_weight}, weight={weight}")
+    if space not in ("depth", "log"):
+        raise ValueError(f"space must be 'depth' (as PatchFusion) or 'log', got {space!r}")
+    da, db = out_a["depth"].float(), out_b["depth"].float()
+    if space == "log":
+        da, db = torch.log(da.clamp(min=1e-6)), torch.log(db.clamp(min=1e-6))
+    loss = depth_weight * overlap_difference(da, db, box_a, box_b, size, distance)
     if feature_weight > 0:
-        loss = loss + feature_weight * overlap_difference(out_a["features"], out_b["features"], box_a, box_b, size)
-    return loss
-
+        loss = loss + feature_weight * overlap_difference(out_a["features"], out_b["features"],
+                                                          box_a, box_b, size, distance)
+    return weight * loss

@@ -6,7 +6,8 @@ image; the critic looks at (condition, image) pairs and scores every patch "real
 thin-lens render) or "fake" (the generator's). Training alternates (:func:`gan_step`)::
 
     critic:     L_D = 1/2 [ BCE(D(x, y), 1) + BCE(D(x, G(x)), 0) ]
-    generator:  L_G = BCE(D(x, G(x)), 1) + lambda * |G(x) - y|_1          (lambda = 100 in pix2pix)
+    generator:  L_G = BCE(D(x, G(x)), 1) + lambda * |G(x) - y|_1          (lambda = 100 in pix2pix,
+                                                                           on images in [-1, 1])
 
 The L1 term alone would learn the conditional MEDIAN of the target, which is already sharp where
 the target is determined by the input; the adversarial term penalises what no real image looks
@@ -247,15 +248,23 @@ def critic_loss(critic: PatchCritic, cond: torch.Tensor, fake: torch.Tensor, rea
 
 def generator_loss(critic: PatchCritic | None, cond: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
                    l1_weight: float = 100.0) -> dict[str, torch.Tensor]:
-    """pix2pix generator objective: ``BCE(D(x, G(x)), 1) + l1_weight * mean |G(x) - y|``.
+    """pix2pix generator objective: ``BCE(D(x, G(x)), 1) + l1_weight * mean |G'(x) - y'|``.
 
     The adversarial term is the non-saturating one (maximise log D(x, G(x)) rather than minimise
     log(1 - D)): it still has gradient when the critic confidently rejects the fakes. With
     ``critic=None`` only the L1 term (a plain regression baseline). Returns ``total``, ``adv``, ``l1``.
+
+    Reference: ``junyanz/pytorch-CycleGAN-and-pix2pix``, ``models/pix2pix_model.py``
+    (``loss_G = loss_G_GAN + criterionL1(fake_B, real_B) * lambda_L1``, ``lambda_L1 = 100``,
+    ``gan_mode="vanilla"``: ``BCEWithLogitsLoss``). Its images are normalised to [-1, 1] (and its
+    generator ends in ``tanh``), so its L1 is twice the L1 of the same images in [0, 1]. The course's
+    images are in [0, 1]; to keep pix2pix's balance between the two terms, ``l1`` here is measured
+    on the images mapped to [-1, 1], ``y' = 2 y - 1`` (i.e. ``2 mean |G(x) - y|``). Difference: the
+    generator is a residual U-Net on [0, 1] images without ``tanh`` (it starts as the identity).
     """
     if fake.shape != real.shape:
         raise ValueError(f"fake {tuple(fake.shape)} and real {tuple(real.shape)} differ in shape")
-    l1 = (fake - real).abs().mean()
+    l1 = 2.0 * (fake - real).abs().mean()             # |(2 fake - 1) - (2 real - 1)|, pix2pix's range
     if critic is None:
         adv = l1.new_zeros(())
     else:

@@ -6,8 +6,8 @@ resized to the processing size, predicted, resized back and blended::
 
     image (B,3,H,W) --tile_boxes(mode)--> N boxes of th x tw pixels (th = ceil(H/4), tw = ceil(W/4))
        for each batch of <= tile_batch boxes:  predictor.predict_tiles(context, boxes) -> (n,1,ph,pw)
-           resize to (th, tw), log depth, times the feathered weight w, add into num, add w into den
-    depth = exp(num / den)                                                   (B,1,H,W) metres
+           resize to (th, tw), times the blending window w, add into num, add w into den
+    depth = num / den                                                        (B,1,H,W) metres
 
 **Modes** (Li et al., *PatchFusion*, CVPR 2024):
 
@@ -19,15 +19,17 @@ resized to the processing size, predicted, resized back and blended::
   of another.
 - ``"R<n>"``: P49 plus ``n`` tiles at random positions (seeded: reproducible).
 
-**Blending.** Each tile's log depth is weighted by :func:`blend_weight`, a feathered window: an
-inset mask (1 inside, 0 on a border of 15 % of the side) blurred by a Gaussian, plus a small floor
-so that every covered pixel has a positive weight. At pixel :math:`x`,
+**Blending.** Each tile's depth is weighted by :func:`blend_weight`, PatchFusion's window: a box
+mask inset by 10 % of each side, blurred by a Gaussian, min-max normalised, plus a floor of
+1e-3 so that every covered pixel has a positive weight. At pixel :math:`x`,
 
-.. math::  \log \hat Z(x) = \frac{\sum_t w_t(x)\, \log \hat Z_t(x)}{\sum_t w_t(x)},
+.. math::  \hat Z(x) = \frac{\sum_t w_t(x)\, \hat Z_t(x)}{\sum_t w_t(x)},
 
-a weighted geometric mean: the normalised weights :math:`w_t / \sum_s w_s` sum to 1 at every
-pixel, a tile's edge (where its network saw the least context) counts less than another tile's
-centre, and a tile that alone covers a pixel gives it its value whatever its weight.
+the weighted arithmetic mean of the depths, as PatchFusion's ``RunningAverageMap``: the
+normalised weights :math:`w_t / \sum_s w_s` sum to 1 at every pixel, a tile's edge (where its
+network saw the least context) counts less than another tile's centre, and a tile that alone
+covers a pixel gives it its value whatever its weight. ``blend="log"`` averages log depths
+instead (a weighted geometric mean); chapter 08 compares the two.
 
 **Memory** stays bounded: the network sees at most ``tile_batch`` tiles at once; what else is
 kept is two ``(H, W)`` accumulators (and the tiles themselves only with ``return_info=True``).
@@ -183,39 +185,54 @@ def tile_boxes(height: int, width: int, mode: str = "P16", seed: int | torch.Gen
     return torch.tensor([[y, x, y + th, x + tw] for y, x in starts], dtype=torch.long)
 
 
-def blend_weight(height: int, width: int, inset: float = 0.15, sigma: float = 0.1, floor: float = 0.01,
-                 device=None) -> torch.Tensor:
-    r"""The feathered blending window of a ``height x width`` tile, ``(height, width)`` float32 in (0, 1].
+def blend_weight(height: int, width: int, inset: float = 0.1, sigma: float | None = None,
+                 floor: float = 1e-3, device=None) -> torch.Tensor:
+    r"""The blending window of a ``height x width`` tile, ``(height, width)`` float32 in (0, 1 + floor].
 
-    An inset mask (1 on the pixels at least ``inset * side`` from the border, 0 outside) blurred
-    by a separable Gaussian of standard deviation ``sigma * side`` (zero outside the tile), scaled
-    to a maximum of 1, then ``w = floor + (1 - floor) * blurred``: highest in the middle, falling
-    smoothly towards the edges, never below ``floor`` (so that a pixel that one tile alone covers
-    still gets a weight, and no pixel divides by 0).
+    PatchFusion's ``generatemask``: a box mask, 1 on rows ``[int(inset H), H - int(inset H))``
+    and columns ``[int(inset W), W - int(inset W))`` and 0 on the border, blurred by a Gaussian of
+    standard deviation ``sigma`` pixels (default ``int(H / 16)``, from the height, on both axes)
+    on a kernel of ``2 ceil(2 sigma) + 1`` taps with a reflected border (OpenCV's default,
+    ``BORDER_REFLECT_101``), min-max normalised to [0, 1], plus ``floor`` (1e-3): highest in the
+    middle, falling smoothly towards the edges, never 0 (so that a pixel that one tile alone
+    covers still gets a weight, and no pixel divides by 0).
+
+    Reference: ``zhyever/PatchFusion``, ``estimator/models/utils.py`` (``generatemask``, fixed
+    0.1 inset) and its callers in ``estimator/models/patchfusion.py`` (``generatemask(...) +
+    1e-3``). Differences: ``inset``, ``sigma`` and ``floor`` are arguments here; a window with
+    nothing to normalise (a box covering the whole tile, max = min) is all ones here, NaN there;
+    the reference makes the window at the network's processing size, here at the tile's size
+    in the image (the blending happens there).
 
     >>> w = blend_weight(32, 48)
-    >>> w.shape, round(float(w.max()), 3), float(w.min()) >= 0.01, bool((w == w.flip(0).flip(1)).all())
-    (torch.Size([32, 48]), 1.0, True, True)
+    >>> w.shape, round(float(w.max()), 3), round(float(w.min()), 3), bool((w == w.flip(0).flip(1)).all())
+    (torch.Size([32, 48]), 1.001, 0.001, True)
     """
     H, W = _pair((height, width), "tile size")
-    if not (0 <= inset < 0.5 and sigma >= 0 and 0 < floor <= 1):
-        raise ValueError(f"need 0 <= inset < 0.5, sigma >= 0 and 0 < floor <= 1, got {inset}, {sigma}, {floor}")
-
-    def profile(n: int) -> torch.Tensor:
-        i = torch.arange(n, dtype=torch.float64)
-        b = inset * n
-        mask = ((i + 0.5 >= b) & (i + 0.5 <= n - b)).double()
-        s = sigma * n
-        if s <= 0:
-            return mask
-        k = torch.arange(-math.ceil(3 * s), math.ceil(3 * s) + 1, dtype=torch.float64)
+    if not (0 <= inset < 0.5 and (sigma is None or sigma >= 0) and 0 < floor <= 1):
+        raise ValueError(f"need 0 <= inset < 0.5, sigma >= 0 (or None) and 0 < floor <= 1, "
+                         f"got {inset}, {sigma}, {floor}")
+    s = float(int(H / 16)) if sigma is None else float(sigma)
+    iy, ix = int(inset * H), int(inset * W)
+    mask = torch.zeros(1, 1, H, W, dtype=torch.float64)
+    mask[..., iy:H - iy, ix:W - ix] = 1.0
+    r = math.ceil(2 * s) if s > 0 else 0
+    if r > 0:
+        k = torch.arange(-r, r + 1, dtype=torch.float64)
         g = torch.exp(-0.5 * (k / s) ** 2)
-        out = F.conv1d(mask.view(1, 1, -1), (g / g.sum()).view(1, 1, -1), padding=len(k) // 2).view(-1)
-        return out
-
-    w = profile(H)[:, None] * profile(W)[None, :]        # separable: blur of the inset rectangle
-    w = w / w.max().clamp(min=1e-12)
-    return (floor + (1 - floor) * w).float().to(device)
+        g = g / g.sum()
+        for dim, n in ((2, H), (3, W)):                      # separable, reflect-101 borders
+            rr = min(r, n - 1)
+            if rr == 0:
+                continue
+            pad = (0, 0, rr, rr) if dim == 2 else (rr, rr, 0, 0)
+            x = F.pad(mask, pad, mode="reflect")
+            kern = g[r - rr:r + rr + 1] / g[r - rr:r + rr + 1].sum()
+            kern = kern.view(1, 1, -1, 1) if dim == 2 else kern.view(1, 1, 1, -1)
+            mask = F.conv2d(x, kern)
+    lo, hi = mask.min(), mask.max()
+    w = (mask - lo) / (hi - lo) if hi > lo else torch.ones_like(mask)
+    return (w[0, 0] + floor).float().to(device)
 
 
 def crop_resize(maps: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], index: torch.Tensor | None = None,
@@ -273,7 +290,7 @@ def _as_predictor(model, process_size, tile_size) -> TilePredictor:
 @torch.no_grad()
 def tiled_predict(model, image: torch.Tensor, mode: str = "P16", *, process_size: tuple[int, int] | None = None,
                   tile_batch: int = 16, seed: int | torch.Generator = 0, progress: bool | None = None,
-                  weight: dict | None = None, return_info: bool = False):
+                  weight: dict | None = None, blend: str = "depth", return_info: bool = False):
     r"""Depth of a high-resolution image predicted tile by tile and blended (see the module docstring).
 
     Args:
@@ -288,6 +305,9 @@ def tiled_predict(model, image: torch.Tensor, mode: str = "P16", *, process_size
         progress: a tqdm bar over the tile batches; ``None`` shows it when there are more than 64
             tiles in all.
         weight: keyword arguments of :func:`blend_weight` (``inset``, ``sigma``, ``floor``).
+        blend: ``"depth"`` (the default, as PatchFusion's ``RunningAverageMap``): the weighted
+            arithmetic mean of the tiles' depths; ``"log"``: the weighted mean of their log depths
+            (a weighted geometric mean, which treats a tile twice too far like one half as far).
         return_info: also return a dict with ``boxes`` ``(N,4)``, ``weight`` ``(th,tw)``,
             ``coverage`` ``(H,W)`` (tiles per pixel), ``log_tiles`` ``(B,N,1,th,tw)`` (each
             tile's log depth at its box size, before blending: for :func:`tile_consistency_error`)
@@ -310,6 +330,8 @@ def tiled_predict(model, image: torch.Tensor, mode: str = "P16", *, process_size
         raise TypeError(f"tiled_predict expects a float image in [0,1], got dtype {image.dtype}")
     if isinstance(tile_batch, bool) or int(tile_batch) != tile_batch or tile_batch < 1:
         raise ValueError(f"tile_batch must be a positive integer, got {tile_batch!r}")
+    if blend not in ("depth", "log"):
+        raise ValueError(f"blend must be 'depth' (arithmetic mean, as PatchFusion) or 'log', got {blend!r}")
     B, _, H, W = image.shape
     boxes = tile_boxes(H, W, mode, seed)
     th, tw = int(boxes[0, 2] - boxes[0, 0]), int(boxes[0, 3] - boxes[0, 1])
@@ -338,8 +360,9 @@ def tiled_predict(model, image: torch.Tensor, mode: str = "P16", *, process_size
             if tuple(depth.shape[-2:]) != (th, tw):
                 depth = F.interpolate(depth, size=(th, tw), mode="bilinear", align_corners=False)
             log_depth = torch.log(depth.clamp(min=1e-6))
+            value = log_depth if blend == "log" else depth
             for k, (y0, x0, y1, x1) in zip(chunk.tolist(), boxes[chunk].tolist()):
-                num[b, :, y0:y1, x0:x1] += w * log_depth[k - int(chunk[0])]
+                num[b, :, y0:y1, x0:x1] += w * value[k - int(chunk[0])]
                 den[b, :, y0:y1, x0:x1] += w
                 if tiles is not None:
                     tiles[b, k] = log_depth[k - int(chunk[0])]
@@ -347,7 +370,7 @@ def tiled_predict(model, image: torch.Tensor, mode: str = "P16", *, process_size
                 bar.update(1)
     if bar is not None:
         bar.close()
-    out = torch.exp(num / den)
+    out = torch.exp(num / den) if blend == "log" else num / den
     if return_info:
         return out, {"boxes": boxes, "weight": w, "coverage": coverage, "log_tiles": tiles, "calls": calls}
     return out
