@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from lib.sampling import (
     edge_guided_pairs,
+    edge_pixel_count,
     instance_guided_pairs,
     ordinal_labels,
     random_pairs,
@@ -159,17 +160,28 @@ def ranking_loss(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, 
 
 
 def structure_guided_ranking_loss(pred: torch.Tensor, target: torch.Tensor, image: torch.Tensor,
-                                  valid: torch.Tensor, mask: torch.Tensor | None = None, n_pairs: int = 3000,
-                                  sigma: float = 0.03, alpha: float = 1.0,
+                                  valid: torch.Tensor, mask: torch.Tensor | None = None,
+                                  n_pairs: int | None = None, sigma: float = 0.03, alpha: float = 1.0,
                                   generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Structure-guided ranking loss (Xian et al., CVPR 2020): guided pair sampling + :func:`ranking_loss`.
 
-    Pairs are drawn online (fresh at each call) with ``n_pairs`` per image:
+    Pairs are drawn online (fresh at each call), ``n_pairs`` per image:
 
     - without ``mask``: ``edge_guided_pairs(image, valid, n_pairs)``, i.e. 3/4 edge-guided
       pairs and 1/4 random pairs (the ratio of the reference code);
     - with ``mask``: 1/2 edge-guided, 1/4 instance-guided (``instance_guided_pairs``: half
       across object boundaries, half inside objects), 1/4 random.
+
+    ``n_pairs=None`` (the default) takes the reference's count: one anchor per edge pixel, so
+    ``4 x`` the number of edge pixels (:func:`lib.sampling.edge_pixel_count`), here the largest
+    count over the batch for every image (a batch is one tensor of pairs; the reference loops
+    over images and gives each its own count). The pair count only changes how many pairs the
+    loss averages (it is 1/N per image), not what it measures.
+
+    Reference: ``KexianHust/Structure-Guided-Ranking-Loss``, ``ranking_loss.py``
+    (``EdgeguidedRankingLoss``); the differences of the sampler and of the loss are listed in
+    :func:`lib.sampling.edge_guided_pairs` and :func:`ranking_loss`. The instance-guided part
+    is described in the paper but not in its public code.
 
     Args:
         pred: ``(B,1,H,W)`` depth-like prediction (larger = farther).
@@ -177,13 +189,15 @@ def structure_guided_ranking_loss(pred: torch.Tensor, target: torch.Tensor, imag
         image: ``(B,3,H,W)`` in [0,1] (edges are found on it).
         valid: bool ``(B,1,H,W)``.
         mask: optional int64 ``(B,1,H,W)`` instance mask (0 = background).
-        n_pairs: pairs per image.
+        n_pairs: pairs per image (>= 4), or None for the reference's 4 x edge pixels.
         sigma, alpha: as in :func:`ranking_loss`.
         generator: optional ``torch.Generator`` for the sampling.
     """
     _check(pred, target, valid)
+    if n_pairs is None:
+        n_pairs = max(4, 4 * int(edge_pixel_count(image, valid).max()))
     if n_pairs < 4:
-        raise ValueError(f"n_pairs must be >= 4, got {n_pairs}")
+        raise ValueError(f"n_pairs must be >= 4 (or None), got {n_pairs}")
     if mask is None:
         idx_a, idx_b = edge_guided_pairs(image, valid, n_pairs, generator, random_fraction=0.25)
     else:
