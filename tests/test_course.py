@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import numpy as np
 import pytest
 
 from lib.course import __main__ as cli
@@ -33,6 +34,8 @@ def course_dirs(tmp_path, monkeypatch):
         ("md", "# The first $\\sigma$ chapter\n\nText."),
         ("code", "seed = 0\nprofile = 'quick'\nsteps = 10  # training steps\nlr = 0.5\nname = 'a'", "parameters"),
         ("code", "from lib import course\ncourse.record(steps=steps, lr=lr, twice=2 * steps)"),
+        ("code", "course.check('steps is positive', steps > 0, steps=steps)\n"
+                 "course.check('steps exceed 100', steps > 100, steps=steps, bound=100)"),
     ])
     write_nb(nbs, "01_broken", [
         ("md", "# Broken chapter"),
@@ -92,6 +95,18 @@ def test_run_records_numbers_and_failures(course_dirs):
     assert rec["overrides"] == {"steps": 4}
     executed = json.loads((reports / "00_first.ipynb").read_text())
     assert any("steps = 4" in "".join(c["source"]) for c in executed["cells"])  # papermill injected it
+    # the checks: recorded in order with their evidence, shown with a tick / a cross, counted
+    assert rec["checks"] == [
+        {"claim": "steps is positive", "held": True, "evidence": {"steps": 4}},
+        {"claim": "steps exceed 100", "held": False, "evidence": {"steps": 4, "bound": 100}}]
+    shown = json.dumps([o for c in executed["cells"] for o in c.get("outputs", [])], ensure_ascii=False)
+    assert "\u2713 steps is positive (steps = 4)" in shown
+    assert "\u2717 **not held:** steps exceed 100 (steps = 4, bound = 100)" in shown
+    lines = []
+    execute.run(["00"], log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert any("checks: 1/2 held" in ln for ln in lines)
+    assert any("not held: steps exceed 100" in ln for ln in lines)
+    assert "| 1/2 |" in (reports / "results.md").read_text()
 
     # a failing chapter: non-zero exit, the cell named, the partial notebook kept, --keep-going runs the rest
     runs = execute.run(["01", "02"], keep_going=True, log=lambda *a, **k: None)
@@ -122,6 +137,21 @@ def test_threads_option_reaches_the_kernel(course_dirs, monkeypatch):
     assert "OMP_NUM_THREADS" not in __import__("os").environ  # restored after the run
     (res,) = execute.run(["02"], log=lambda *a, **k: None)
     assert res.record["numbers"]["omp"] == "unset"
+
+
+def test_check_outside_the_runner_returns_and_remembers(monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_RECORD", raising=False)
+    assert results.check("two beats one", 2 > 1, two=2, one=1) is True
+    assert results.check("one beats two", np.float64(1) > 2) is False   # numpy bools are fine
+    assert results.checked()[-2:] == [
+        {"claim": "two beats one", "held": True, "evidence": {"two": 2, "one": 1}},
+        {"claim": "one beats two", "held": False, "evidence": {}}]
+    out = capsys.readouterr().out
+    assert "\u2713 two beats one (two = 2, one = 1)" in out and "\u2717" in out
+    with pytest.raises(ValueError, match="claim"):
+        results.check("  ", True)
+    with pytest.raises(TypeError, match="bool"):
+        results.check("a number is not an outcome", 0.3)
 
 
 def test_record_outside_the_runner_keeps_numbers_in_memory(monkeypatch, capsys):

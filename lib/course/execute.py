@@ -103,6 +103,13 @@ def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str
         log(f"[{i}/{len(plans)}] {nb.stem} ({profile}{'; ' + shown if shown else ''}) ...", flush=True)
         res = run_one(nb, params, changed, profile, threads=threads)
         results.append(res)
+        checks = res.record.get("checks", [])
+        if checks:
+            held = sum(c.get("held", False) for c in checks)
+            log(f"      checks: {held}/{len(checks)} held", flush=True)
+            for c in checks:
+                if not c.get("held"):
+                    log(f"        not held: {c['claim']}", flush=True)
         if res.ok:
             log(f"      done in {res.seconds:.1f} s -> {res.output}", flush=True)
         else:

@@ -17,6 +17,7 @@ from typing import Any
 from lib.paths import reports_dir, runs_dir
 
 _memory: dict[str, Any] = {}
+_checks: list[dict[str, Any]] = []
 
 
 def _plain(value: Any) -> Any:
@@ -64,6 +65,66 @@ def record(**numbers: Any) -> None:
 
 def recorded() -> dict[str, Any]:
     return dict(_memory)
+
+
+def check(claim: str, held: bool, **evidence: Any) -> bool:
+    """A claim of the chapter about this run's results, and whether the run bears it out.
+
+    ``check("edge pairs lower WHDR across edges", whdr_edge < whdr_random, edge=0.21, random=0.33)``
+    stores ``{"claim", "held", "evidence"}`` in the run's record (its ``checks`` list), shows one
+    line with a tick or a cross, the claim and the evidence, and returns ``held``. A claim that
+    does not hold is a finding, not an error: the chapter goes on, the runner counts it
+    (``checks: N/M held``) and ``reports/results.md`` shows the count. Write the claim as the
+    sentence the chapter states; pass the numbers that decide it as evidence.
+    """
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError("check() needs the claim as a non-empty sentence")
+    if hasattr(held, "item"):
+        held = held.item()
+    if not isinstance(held, (bool, int)) or isinstance(held, int) and held not in (0, 1):
+        raise TypeError(f"held must be a bool (the outcome of a comparison), got {held!r}")
+    entry = {"claim": claim.strip(), "held": bool(held), "evidence": {k: _plain(v) for k, v in evidence.items()}}
+    _checks.append(entry)
+    target = os.environ.get("COURSE_RECORD")
+    if target:
+        path = Path(target)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.setdefault("checks", []).append(entry)
+        write_json(path, data)
+    _show_check(entry)
+    return entry["held"]
+
+
+def checked() -> list[dict[str, Any]]:
+    """The checks made so far in this kernel (``check()``), in order."""
+    return [dict(c) for c in _checks]
+
+
+def check_line(entry: dict[str, Any]) -> str:
+    """One Markdown line: a tick or a cross, the claim, the evidence."""
+    mark = "\u2713" if entry["held"] else "\u2717 **not held:**"
+    ev = ", ".join(f"{k} = {_fmt(v)}" for k, v in entry.get("evidence", {}).items())
+    return f"{mark} {entry['claim']}" + (f" ({ev})" if ev else "")
+
+
+def _show_check(entry: dict[str, Any]) -> None:
+    line = "**Check.** " + check_line(entry)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if get_ipython() is not None:
+            display(Markdown(line))
+            return
+    except ImportError:
+        pass
+    print(line)
+
+
+def check_count(rec: dict) -> str:
+    """``"held/made"`` for a run record ("" when it made no check)."""
+    checks = rec.get("checks", [])
+    return f"{sum(c.get('held', False) for c in checks)}/{len(checks)}" if checks else ""
 
 
 def _fmt(v: Any) -> str:
@@ -118,6 +179,7 @@ def run_row(rec: dict) -> dict:
         "parameters": changed,
         "status": rec.get("status", ""),
         "time (s)": f"{seconds:.0f}" if isinstance(seconds, (int, float)) else "",
+        "checks held": check_count(rec),
         **rec.get("numbers", {}),
     }
 
@@ -137,7 +199,12 @@ def write_results_md() -> Path:
         for r in recs:
             numbers += [k for k in r.get("numbers", {}) if k not in numbers]
         lines += [f"## {nb}: {recs[-1].get('title', '')}", "",
-                  markdown_table(rows, ["run", "profile", "parameters", "status", "time (s)", *numbers])]
+                  markdown_table(rows, ["run", "profile", "parameters", "status", "time (s)", "checks held",
+                                        *numbers])]
+        failed = [c for c in recs[-1].get("checks", []) if not c.get("held")]
+        if failed:
+            lines += ["Checks of the newest run that did not hold:", ""]
+            lines += [f"- {check_line(c)}" for c in failed] + [""]
     path = reports_dir() / "results.md"
     path.write_text("\n".join(lines))
     return path
