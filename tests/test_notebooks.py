@@ -95,6 +95,10 @@ def test_pdf_keeps_greek_in_prose_maths_and_outputs(tmp_path):
             nbformat.v4.new_output("stream", name="stdout", text="weight λ = 0.5\n"),
             nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode(),
                                                          "text/plain": "<Figure>"})]),
+        # the lines of lib.course.check: the tick and the cross must print too
+        nbformat.v4.new_code_cell("course.check(...)", outputs=[
+            nbformat.v4.new_output("display_data", data={"text/markdown": "**Check.** \u2713 a held claim"}),
+            nbformat.v4.new_output("display_data", data={"text/markdown": "**Check.** \u2717 **not held:** x"})]),
     ]
     src = tmp_path / "greek.ipynb"
     nbformat.write(nb, src)
@@ -105,6 +109,7 @@ def test_pdf_keeps_greek_in_prose_maths_and_outputs(tmp_path):
     for letter in ("DELTA", "SIGMA", "LAMDA", "ALPHA"):
         assert letter in found, f"Greek {letter.lower()} dropped from the PDF (found {sorted(found)})"
     assert render.pdf_images(pdf) == 1
+    assert "\u2713 a held claim" in text and "\u2717 not held: x" in text
 
 
 @pytest.mark.slow
