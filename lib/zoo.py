@@ -1,0 +1,396 @@
+r"""The course's own pretrained models: trained once by the course's recipes, shipped in ``weights/``.
+
+Papers start from pretrained networks (Depth Anything from DINOv2, PatchFusion from a metric depth
+model, BokehMe from its own renderer); a chapter that has a minute of CPU cannot train such a
+network, but it can load one. Each *entry* of the zoo is a recipe in code (model, data, loss,
+schedule) that ``python -m lib.zoo train NAME`` runs, writing
+
+- ``weights/NAME.pt``: the state dict in float16 (read back as float32);
+- ``weights/NAME.json``: the *card*: the recipe and its parameters, the input ``size``, steps,
+  wall time, machine, git commit, training data, the training curve, the metrics on the synthetic
+  test split and on the real motorcycle (with a flat-map baseline), and the file's ``sha256``.
+
+Nothing is ever downloaded. :func:`load` checks the file against the card's sha256 *before*
+reading it with ``torch.load(..., weights_only=True)``, so a weights file is never unpickled as
+code, and a missing, truncated or tampered file raises an error that names it and says how to
+rebuild it. ``python -m lib.zoo verify`` re-evaluates every shipped model on its card's test data
+and fails when a metric moved beyond a small tolerance::
+
+    python -m lib.zoo list                 # the entries, and which are shipped
+    python -m lib.zoo train depth          # run the recipe (resumable: rerun after a stop)
+    python -m lib.zoo verify               # sha256 + metrics of every shipped model
+
+>>> sorted(ENTRIES)[:1]
+['depth']
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from lib.paths import REPO, data_dir
+
+__all__ = ["ENTRIES", "Entry", "DepthRecipe", "load", "card", "train", "verify", "weights_dir", "shipped",
+           "ZooError"]
+
+
+class ZooError(RuntimeError):
+    """A zoo file is missing, truncated or does not match its card."""
+
+
+def weights_dir() -> Path:
+    """``weights/`` of the repository (``COURSE_WEIGHTS_DIR`` overrides it, as the tests do)."""
+    return Path(os.environ.get("COURSE_WEIGHTS_DIR", REPO / "weights"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- the depth recipe
+@dataclass
+class DepthRecipe:
+    """The course's base depth model: :class:`lib.models.DepthMaskNet` on synthetic rooms.
+
+    Loss: the L1 of log depth plus ``grad_weight`` times MiDaS's multi-scale gradient matching on log
+    depth (sharper edges); AdamW, warm-up and cosine schedule. Every training batch is domain
+    randomised (:func:`lib.domain_randomization.random_zoom` and
+    :func:`~lib.domain_randomization.camera_effects`) when ``randomize`` is on.
+    """
+    width: int = 16
+    size: tuple[int, int] = (64, 96)
+    n_train: int = 12000
+    n_val: int = 64
+    n_test: int = 128
+    batch_size: int = 32
+    steps: int = 8000
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_weight: float = 0.5
+    randomize: bool = True
+    zoom: tuple[float, float] = (0.6, 1.0)
+    val_every: int = 500
+    seed: int = 0
+
+
+def _depth_model(recipe: DepthRecipe) -> nn.Module:
+    from lib.models import DepthMaskNet
+    return DepthMaskNet(width=recipe.width)
+
+
+def _depth_loss(recipe: DepthRecipe) -> Callable:
+    from lib.losses import gradient_matching_loss
+    from lib.train.recipe import log_l1_loss
+
+    def loss_fn(output, batch):
+        loss = log_l1_loss(output, batch)
+        if recipe.grad_weight:
+            valid = batch["valid"].bool() & (batch["depth"] > 0)
+            lp = output["depth"].float().clamp_min(1e-6).log()
+            lt = torch.where(valid, batch["depth"].float(), torch.ones_like(lp)).log()
+            loss = loss + recipe.grad_weight * gradient_matching_loss(lp, lt, valid)
+        return loss
+    return loss_fn
+
+
+class _Randomized:
+    """A re-iterable of randomised training batches (the same sequence for a given seed)."""
+
+    def __init__(self, loader, recipe: DepthRecipe):
+        self.loader, self.recipe = loader, recipe
+        self.g = torch.Generator().manual_seed(recipe.seed + 1)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        from lib.domain_randomization import camera_effects, random_zoom
+        for batch in self.loader:
+            if self.recipe.randomize:
+                batch = random_zoom(batch, self.g, self.recipe.zoom)
+                batch["image"] = camera_effects(batch["image"], self.g)
+            yield batch
+
+
+def _depth_data(recipe: DepthRecipe, split: str, n: int):
+    from lib.data import SyntheticRGBD
+    return SyntheticRGBD(n, size=tuple(recipe.size), seed=recipe.seed, split=split, progress=False)
+
+
+@torch.no_grad()
+def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[str, float]:
+    """Median-scaled metrics on the synthetic test split and on the motorcycle, with flat maps."""
+    from lib import metrics
+    from lib.data import middlebury_motorcycle
+    from lib.transforms import Rescale
+
+    model = model.to(device).eval()
+    test = _depth_data(recipe, "test", recipe.n_test)
+    batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
+    pred = torch.cat([model(x.to(device))["depth"].float().cpu() for x in batch["image"].split(32)])
+    out = {}
+
+    def scores(prefix, p, t, v):
+        m = metrics.depth_metrics(metrics.align_median(p, t, v)[0], t, v)
+        flat = metrics.depth_metrics(metrics.align_median(torch.ones_like(t), t, v)[0], t, v)
+        out.update({f"{prefix}_abs_rel": m["abs_rel"], f"{prefix}_delta1": m["delta1"],
+                    f"{prefix}_flat_abs_rel": flat["abs_rel"], f"{prefix}_flat_delta1": flat["delta1"]})
+
+    scores("test", pred, batch["depth"], batch["valid"])
+    moto = Rescale(tuple(recipe.size))(middlebury_motorcycle())
+    p = model(moto["image"][None].to(device))["depth"].float().cpu()
+    scores("moto", p, moto["depth"][None], moto["valid"][None])
+    return {k: round(float(v), 5) for k, v in out.items()}
+
+
+def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool, resume: bool):
+    from torch.utils.data import DataLoader
+
+    from lib.runtime import seed_everything
+    from lib.train import fit
+
+    train_set = _depth_data(recipe, "train", recipe.n_train)
+    val_set = _depth_data(recipe, "val", recipe.n_val)
+    seed_everything(recipe.seed)
+    model = _depth_model(recipe)
+    order = torch.Generator().manual_seed(recipe.seed)
+    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, generator=order)
+    ckpt = data_dir() / "zoo" / entry.name / "train.pt"
+    history = fit(model, _Randomized(loader, recipe), _depth_loss(recipe), steps=recipe.steps, lr=recipe.lr,
+                  weight_decay=recipe.weight_decay, device=device, val_loader=DataLoader(val_set, batch_size=32),
+                  val_every=recipe.val_every, checkpoint=ckpt, checkpoint_every=recipe.val_every,
+                  resume=resume, progress=progress, seed=recipe.seed, log_every=50)
+    curve = [{k: r[k] for k in ("step", "val_abs_rel", "val_delta1") if k in r} for r in history.val]
+    return model, curve, ckpt
+
+
+# --------------------------------------------------------------------------- entries
+@dataclass
+class Entry:
+    """One model of the zoo: how to build it, train it and score it."""
+    name: str
+    description: str
+    recipe: Any
+    build: Callable[[Any], nn.Module]
+    train: Callable
+    evaluate: Callable[[nn.Module, Any, Any], dict]
+    data: str
+    tolerance: float = 0.005            # largest change of any card metric that verify accepts
+    outputs: str = "dict with depth (B,1,H,W) metres"
+    extra: dict = field(default_factory=dict)
+
+
+ENTRIES: dict[str, Entry] = {
+    "depth": Entry(
+        name="depth",
+        description="the course's base depth model: DepthMaskNet(width 16) trained on domain-randomised "
+                    "synthetic rooms at 64x96 with log-L1 + gradient matching",
+        recipe=DepthRecipe(), build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
+        data="lib.data.SyntheticRGBD, split train, seed 0 (procedural rooms); never the motorcycle"),
+}
+
+
+def _recipe_from_card(entry: Entry, c: dict):
+    fields = {f.name for f in dataclasses.fields(entry.recipe)}
+    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in c["recipe"].items() if k in fields}
+    return dataclasses.replace(entry.recipe, **params)
+
+
+def _entry(name: str) -> Entry:
+    if name not in ENTRIES:
+        raise ZooError(f"no zoo entry {name!r}; the entries are: {', '.join(sorted(ENTRIES))}")
+    return ENTRIES[name]
+
+
+def _paths(name: str) -> tuple[Path, Path]:
+    return weights_dir() / f"{name}.pt", weights_dir() / f"{name}.json"
+
+
+def _retrain_hint(name: str) -> str:
+    return f"rebuild it with `python -m lib.zoo train {name}` (or restore it with `git checkout weights/`)"
+
+
+def shipped() -> list[str]:
+    """The entries whose weights and card are in ``weights/``."""
+    return [n for n in sorted(ENTRIES) if all(p.exists() for p in _paths(n))]
+
+
+def card(name: str) -> dict:
+    """The card of a shipped model (a dict read from ``weights/NAME.json``)."""
+    _entry(name)
+    _, card_path = _paths(name)
+    if not card_path.exists():
+        raise ZooError(f"{card_path} is missing: {_retrain_hint(name)}")
+    try:
+        return json.loads(card_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ZooError(f"{card_path} is not a readable card ({e}): {_retrain_hint(name)}") from None
+
+
+def load(name: str, device="auto") -> nn.Module:
+    """The shipped model ``name`` in eval mode on ``device`` (float32; weights checked by sha256)."""
+    from lib.runtime import pick_device
+
+    entry = _entry(name)
+    c = card(name)
+    weights, _ = _paths(name)
+    if not weights.exists():
+        raise ZooError(f"{weights} is missing: {_retrain_hint(name)}")
+    digest = _sha256(weights)
+    if digest != c.get("sha256"):
+        raise ZooError(f"{weights} does not match its card (sha256 {digest[:12]}... but the card says "
+                       f"{str(c.get('sha256'))[:12]}...): the file is truncated or was changed; "
+                       f"{_retrain_hint(name)}")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
+        raise ZooError(f"{weights} could not be read ({type(e).__name__}: {e}): {_retrain_hint(name)}") from None
+    model = entry.build(_recipe_from_card(entry, c))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.to(pick_device(device)).eval()
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _machine(device: torch.device) -> dict:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"device": device.type, "gpu": gpu, "cpu_cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def train(name: str, device="auto", progress: bool = True, resume: bool = True, **overrides) -> dict:
+    """Run the recipe of ``name`` (``overrides`` change its parameters), write weights and card.
+
+    Resumable: the run checkpoints under ``data/zoo/NAME/`` and a rerun continues from there.
+    Returns the card.
+    """
+    from lib.runtime import pick_device
+
+    entry = _entry(name)
+    recipe = dataclasses.replace(entry.recipe, **overrides)
+    device = pick_device(device)
+    recipe_dict = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
+    run_dir = data_dir() / "zoo" / name
+    state = run_dir / "run.json"             # the recipe and the seconds spent, for resuming
+    before = json.loads(state.read_text()) if state.exists() else None
+    if not resume or before is None or before.get("recipe") != recipe_dict:
+        if before is not None and resume:
+            print(f"the stopped run in {run_dir} used another recipe: starting over", file=sys.stderr)
+        for f in run_dir.glob("*"):
+            f.unlink()
+        before = {"recipe": recipe_dict, "seconds": 0.0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(before))
+    t0 = time.perf_counter()
+    model, curve, _ = entry.train(entry, recipe, device, progress, True)
+    previous = float(before["seconds"])
+    seconds = time.perf_counter() - t0
+    state.write_text(json.dumps({"recipe": recipe_dict, "seconds": previous + seconds}))
+    model = model.float().cpu().eval()
+    weights, card_path = _paths(name)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, weights)
+    # score the model as it will be loaded: from the float16 file
+    loaded = entry.build(recipe)
+    loaded.load_state_dict({k: v.float() for k, v in torch.load(weights, weights_only=True).items()})
+    metrics = entry.evaluate(loaded, recipe, "cpu")
+    c = {"name": name, "description": entry.description, "recipe": recipe_dict,
+         "size": list(getattr(recipe, "size", [])), "steps": getattr(recipe, "steps", None),
+         "parameters": sum(p.numel() for p in loaded.parameters()),
+         "wall_time_s": round(previous + seconds, 1), "machine": _machine(device), "git_commit": _git_commit(),
+         "trained": dt.datetime.now().isoformat(timespec="seconds"), "training_data": entry.data,
+         "outputs": entry.outputs, "curve": curve, "metrics": metrics, "tolerance": entry.tolerance,
+         "command": f"python -m lib.zoo train {name}", "sha256": _sha256(weights), **entry.extra}
+    card_path.write_text(json.dumps(c, indent=1) + "\n")
+    return c
+
+
+def verify(names: list[str] | None = None, log=print) -> bool:
+    """Check every shipped model (or ``names``): sha256, loadable, metrics within the card's tolerance."""
+    names = names or shipped()
+    ok = True
+    if not names:
+        log("no zoo model is shipped in " + str(weights_dir()))
+    for name in names:
+        entry = _entry(name)
+        try:
+            model = load(name, "cpu")
+        except ZooError as e:
+            log(f"{name}: FAILED: {e}")
+            ok = False
+            continue
+        c = card(name)
+        got = entry.evaluate(model, _recipe_from_card(entry, c), "cpu")
+        tol = float(c.get("tolerance", entry.tolerance))
+        bad = {k: (v, got.get(k)) for k, v in c["metrics"].items()
+               if k not in got or abs(float(got[k]) - float(v)) > tol}
+        if bad:
+            ok = False
+            log(f"{name}: FAILED: metrics differ from the card beyond {tol}: "
+                + ", ".join(f"{k} card {a} now {b}" for k, (a, b) in bad.items()))
+        else:
+            log(f"{name}: ok (sha256 {c['sha256'][:12]}..., {len(c['metrics'])} metrics within {tol} of the card)")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lib.zoo", description="The course's pretrained models.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="the entries and whether each is shipped")
+    t = sub.add_parser("train", help="run an entry's recipe and write weights/NAME.pt and .json")
+    t.add_argument("name")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--fresh", action="store_true", help="start over instead of resuming a stopped run")
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--set", nargs=2, action="append", default=[], metavar=("PARAM", "VALUE"),
+                   help="change a recipe parameter (JSON value), e.g. --set steps 200")
+    v = sub.add_parser("verify", help="sha256 and metrics of the shipped models against their cards")
+    v.add_argument("names", nargs="*")
+    args = p.parse_args(argv)
+    if args.cmd == "list":
+        have = set(shipped())
+        for name, e in sorted(ENTRIES.items()):
+            print(f"{name:12s} {'shipped' if name in have else 'not trained'}  {e.description}")
+        return 0
+    if args.cmd == "train":
+        entry = _entry(args.name)
+        fields = {f.name: f for f in dataclasses.fields(entry.recipe)}
+        overrides = {}
+        for k, v in args.set:
+            if k not in fields:
+                p.error(f"unknown parameter {k!r} of {args.name}; valid: {', '.join(fields)}")
+            value = json.loads(v)
+            overrides[k] = tuple(value) if isinstance(value, list) else value
+        c = train(args.name, args.device, progress=not args.no_progress, resume=not args.fresh, **overrides)
+        print(json.dumps(c["metrics"], indent=1))
+        return 0
+    return 0 if verify(args.names or None) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

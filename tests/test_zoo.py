@@ -1,0 +1,108 @@
+"""lib.zoo on a tiny entry trained inside the test: card, load, verify, and every broken file."""
+import json
+
+import pytest
+import torch
+
+from lib import zoo
+from lib.domain_randomization import camera_effects, random_zoom
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    entry = zoo.Entry(name="tiny", description="a four-step depth model for the tests",
+                      recipe=zoo.DepthRecipe(width=4, size=(32, 48), n_train=16, n_val=4, n_test=4, batch_size=4,
+                                             steps=4, val_every=2),
+                      build=zoo.ENTRIES["depth"].build, train=zoo.ENTRIES["depth"].train,
+                      evaluate=zoo.ENTRIES["depth"].evaluate, data="synthetic rooms (test)")
+    monkeypatch.setitem(zoo.ENTRIES, "tiny", entry)
+    card = zoo.train("tiny", device="cpu", progress=False)
+    return tmp_path / "weights", card
+
+
+@pytest.mark.slow
+def test_train_writes_a_card_that_describes_the_run(tiny):
+    folder, card = tiny
+    assert (folder / "tiny.pt").exists() and zoo.card("tiny") == card
+    for key in ("recipe", "size", "steps", "wall_time_s", "machine", "git_commit", "training_data", "curve",
+                "metrics", "sha256"):
+        assert key in card, key
+    assert card["size"] == [32, 48] and card["steps"] == 4 and card["machine"]["cpu_cores"] >= 1
+    assert [r["step"] for r in card["curve"]] == [2, 4]
+    for k in ("test_abs_rel", "test_flat_abs_rel", "moto_abs_rel", "moto_flat_abs_rel"):
+        assert 0 < card["metrics"][k] < 10
+    assert "tiny" in zoo.shipped()
+    # float16 on disk, float32 in memory
+    state = torch.load(folder / "tiny.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_load_gives_the_model_in_eval_mode_with_the_card_metrics(tiny):
+    model = zoo.load("tiny", device="cpu")
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    out = model(torch.rand(2, 3, 32, 48))
+    assert out["depth"].shape == (2, 1, 32, 48) and bool((out["depth"] > 0).all())
+    assert zoo.verify(["tiny"], log=lambda *a: None)
+
+
+@pytest.mark.slow
+def test_broken_files_give_errors_that_name_the_file_and_the_fix(tiny):
+    folder, card = tiny
+    weights = folder / "tiny.pt"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])                       # truncated
+    with pytest.raises(zoo.ZooError, match=r"tiny\.pt does not match its card.*lib\.zoo train tiny"):
+        zoo.load("tiny")
+    assert not zoo.verify(["tiny"], log=lambda *a: None)
+    weights.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))            # one bit changed
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        zoo.load("tiny")
+    weights.unlink()                                                  # missing
+    with pytest.raises(zoo.ZooError, match=r"tiny\.pt is missing.*lib\.zoo train tiny"):
+        zoo.load("tiny")
+    weights.write_bytes(good)
+    zoo.load("tiny")                                                  # restored: fine again
+    # a card whose metrics no longer match what the file scores
+    card_path = folder / "tiny.json"
+    bad = dict(card, metrics={**card["metrics"], "test_abs_rel": card["metrics"]["test_abs_rel"] + 0.1})
+    card_path.write_text(json.dumps(bad))
+    lines = []
+    assert not zoo.verify(["tiny"], log=lines.append)
+    assert "test_abs_rel" in lines[0] and "FAILED" in lines[0]
+    card_path.write_text("{not json")
+    with pytest.raises(zoo.ZooError, match="not a readable card"):
+        zoo.card("tiny")
+    with pytest.raises(zoo.ZooError, match="no zoo entry 'nope'.*depth"):
+        zoo.load("nope")
+
+
+@pytest.mark.slow
+def test_training_resumes_and_a_changed_recipe_starts_over(tiny, tmp_path):
+    run = tmp_path / "data" / "zoo" / "tiny" / "run.json"
+    first = json.loads(run.read_text())
+    assert first["recipe"]["steps"] == 4 and first["seconds"] > 0
+    card = zoo.train("tiny", device="cpu", progress=False, steps=6)   # another recipe: starts over
+    assert card["steps"] == 6 and [r["step"] for r in card["curve"]] == [2, 4, 6]
+
+
+def test_camera_effects_and_zoom_keep_depth_exact():
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(6, 3, 16, 24, generator=g)
+    out = camera_effects(img, g)
+    assert out.shape == img.shape and not torch.allclose(out, img)
+    assert torch.equal(camera_effects(img, torch.Generator().manual_seed(1)),
+                       camera_effects(img, torch.Generator().manual_seed(1)))
+    depth = torch.rand(6, 1, 16, 24, generator=g) + 1
+    batch = {"image": img, "depth": depth, "valid": depth > 1.2, "mask": (depth * 3).long()}
+    z = random_zoom(batch, g)
+    assert all(z[k].shape == batch[k].shape and z[k].dtype == batch[k].dtype for k in batch)
+    # nearest-neighbour resizing: every zoomed depth is one of the image's own depths, with its mask
+    for i in range(6):
+        values = set(depth[i].flatten().tolist())
+        assert set(z["depth"][i].flatten().tolist()) <= values
+        assert torch.equal(z["valid"][i], z["depth"][i] > 1.2)
+    with pytest.raises(ValueError, match="B,3,H,W"):
+        camera_effects(torch.rand(3, 8, 8))
