@@ -173,6 +173,19 @@ def test_the_gist_trims_nothing_and_equals_our_untrimmed_loss():
     assert ours < 0.9 * gist                                       # the paper's 20 % trim does
 
 
+def test_the_gists_median_counts_masked_pixels_as_zeros():
+    g = gen(16)
+    pred = torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64) + 1.0   # values in [1, 2]
+    target = torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64) + 1.0
+    valid = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    valid[..., :5, :] = False                            # most of the image is a hole
+    gist = gist_trimmed_loss(pred[:, 0], target[:, 0], valid[:, 0].double()).item()
+    ours = ssi_trimmed_loss(pred, target, valid, trim=0.0, alpha=0.0).item()
+    # the gist's median of mask * x is 0 (40 of 64 zeros): its shift is wrong and so is its loss
+    assert torch.median((valid * pred).view(1, -1), dim=1).values.item() == 0.0
+    assert abs(gist - ours) > 0.05 * ours
+
+
 # --------------------------------------------------------------------------- UniMatch CutMix
 def official_cutmix_box(img_size, p=0.5, size_min=0.02, size_max=0.4, ratio_1=0.3, ratio_2=1 / 0.3):
     """obtain_cutmix_box (LiheYoung/UniMatch, dataset/transform.py), returning (h, w) or None."""

@@ -67,12 +67,13 @@ def recorded() -> dict[str, Any]:
     return dict(_memory)
 
 
-def check(claim: str, held: bool, **evidence: Any) -> bool:
+def check(claim: str, held: bool, **evidence: Any) -> None:
     """A claim of the chapter about this run's results, and whether the run bears it out.
 
     ``check("edge pairs lower WHDR across edges", whdr_edge < whdr_random, edge=0.21, random=0.33)``
     stores ``{"claim", "held", "evidence"}`` in the run's record (its ``checks`` list), shows one
-    line with a tick or a cross, the claim and the evidence, and returns ``held``. A claim that
+    line with a tick or a cross, the claim and the evidence (it returns nothing, so that a check
+    at the end of a cell prints no stray value; :func:`checked` lists the outcomes). A claim that
     does not hold is a finding, not an error: the chapter goes on, the runner counts it
     (``checks: N/M held``) and ``reports/results.md`` shows the count. Write the claim as the
     sentence the chapter states; pass the numbers that decide it as evidence.
@@ -92,7 +93,6 @@ def check(claim: str, held: bool, **evidence: Any) -> bool:
         data.setdefault("checks", []).append(entry)
         write_json(path, data)
     _show_check(entry)
-    return entry["held"]
 
 
 def checked() -> list[dict[str, Any]]:
