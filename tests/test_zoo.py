@@ -88,6 +88,16 @@ def test_training_resumes_and_a_changed_recipe_starts_over(tiny, tmp_path):
     assert card["steps"] == 6 and [r["step"] for r in card["curve"]] == [2, 4, 6]
 
 
+@pytest.mark.slow
+def test_the_shipped_models_match_their_cards(monkeypatch):
+    monkeypatch.delenv("COURSE_WEIGHTS_DIR", raising=False)
+    assert "depth" in zoo.shipped(), "weights/depth.pt and weights/depth.json are part of the course"
+    lines = []
+    assert zoo.verify(log=lines.append), lines
+    card = zoo.card("depth")
+    assert card["metrics"]["test_abs_rel"] < card["metrics"]["test_flat_abs_rel"]
+
+
 def test_camera_effects_and_zoom_keep_depth_exact():
     g = torch.Generator().manual_seed(0)
     img = torch.rand(6, 3, 16, 24, generator=g)
