@@ -92,7 +92,7 @@ def check(claim: str, held: bool, **evidence: Any) -> None:
         data = json.loads(path.read_text()) if path.exists() else {}
         data.setdefault("checks", []).append(entry)
         write_json(path, data)
-    _show_check(entry)
+    _display("**Check.** " + check_line(entry))
 
 
 def checked() -> list[dict[str, Any]]:
@@ -107,18 +107,7 @@ def check_line(entry: dict[str, Any]) -> str:
     return f"{mark} {entry['claim']}" + (f" ({ev})" if ev else "")
 
 
-def _show_check(entry: dict[str, Any]) -> None:
-    line = "**Check.** " + check_line(entry)
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
 
-        if get_ipython() is not None:
-            display(Markdown(line))
-            return
-    except ImportError:
-        pass
-    print(line)
 
 
 def check_count(rec: dict) -> str:
@@ -133,18 +122,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _show(numbers: dict[str, Any]) -> None:
-    table = "| recorded | value |\n|---|---|\n" + "".join(f"| `{k}` | {_fmt(v)} |\n" for k, v in numbers.items())
+def _display(markdown: str) -> None:
+    """Markdown in a notebook, plain text elsewhere."""
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display
 
         if get_ipython() is not None:
-            display(Markdown(table))
+            display(Markdown(markdown))
             return
     except ImportError:
         pass
-    print(table)
+    print(markdown)
+
+
+def _show(numbers: dict[str, Any]) -> None:
+    _display("| recorded | value |\n|---|---|\n" + "".join(f"| `{k}` | {_fmt(v)} |\n" for k, v in numbers.items()))
 
 
 def records_dir() -> Path:
