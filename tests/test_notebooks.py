@@ -50,7 +50,9 @@ def test_chapter_pdf_has_title_and_images(smoke_runs, tmp_path):
     pdf = render.render(res.output, tmp_path, "pdf")
     text = render.pdf_text(pdf)
     title = catalog.Notebook(NOTEBOOKS[0]).title
-    assert text.lstrip().startswith(title), f"title {title!r} not at the top of the PDF"
+    # pypdf infers spaces from glyph gaps and sometimes drops them: compare without white space
+    squash = lambda s: "".join(s.split())  # noqa: E731
+    assert squash(text).startswith(squash(title)), f"title {title!r} not at the top of the PDF"
     assert NAMES[0] not in text.splitlines()[0], "the title must be the heading, not the file name"
     assert render.pdf_images(pdf) >= 1, "no figure in the PDF"
     assert "it/s" not in text and "HBox" not in text, "progress-bar junk in the PDF"
