@@ -100,6 +100,7 @@ def strong_perturbation(image: torch.Tensor, generator: torch.Generator | None =
     # colour jitter: factor 1 (and hue 0) for the images that skip it
     b, c, s = (torch.where(jit, v, torch.ones(B)) for v in (b, c, s))
     h = torch.where(jit, h, torch.zeros(B))
+
     def brightness_(x):
         return (x * col(b)).clamp(0, 1)
 
