@@ -40,6 +40,7 @@ __all__ = [
     "align_scale_shift",
     "depth_edges",
     "depth_metrics",
+    "flat_map",
     "soft_edge_error",
     "soft_edge_error_map",
     "whdr",
@@ -165,6 +166,18 @@ def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
     shift = torch.where(empty, torch.zeros_like(shift), shift)
     aligned = scale.view(-1, 1, 1, 1) * p + shift.view(-1, 1, 1, 1)
     return aligned.to(pred.dtype), scale.to(pred.dtype), shift.to(pred.dtype)
+
+
+def flat_map(target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    r"""The baseline every depth metric is read against: one depth per image, the median of its
+    valid true depths (a constant prediction after :func:`align_median`; what a model that learnt
+    nothing scores with median scaling). ``(B,1,H,W)``.
+
+    >>> t = torch.tensor([1.0, 2.0, 9.0]).view(1, 1, 1, 3)
+    >>> flat_map(t, torch.ones_like(t, dtype=torch.bool)).flatten().tolist()
+    [2.0, 2.0, 2.0]
+    """
+    return align_median(torch.ones_like(target), target, valid)[0]
 
 
 def align_median(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor

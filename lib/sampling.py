@@ -226,16 +226,31 @@ def random_pairs(valid: torch.Tensor, n: int, generator: torch.Generator | None 
 
 
 # --------------------------------------------------------------------------- edge-guided
-def sobel_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Sobel gradient magnitude and direction of the grey-level image.
+def _sobel(image: torch.Tensor, channel: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """kornia's normalised Sobel ``(gx, gy)``, each ``(B,1,H,W)``, of image channel ``channel``
+    (``None``: the luminance, or the single channel of a 1-channel image)."""
+    if channel is None:
+        grey = kornia.color.rgb_to_grayscale(image) if image.shape[1] == 3 else image
+    else:
+        if not 0 <= channel < image.shape[1]:
+            raise ValueError(f"channel must be None (luminance) or in [0, {image.shape[1]}), got {channel!r}")
+        grey = image[:, channel:channel + 1]
+    g = kornia.filters.spatial_gradient(grey, mode="sobel", order=1, normalized=True)  # (B,1,2,H,W)
+    return g[:, :, 0], g[:, :, 1]
+
+
+def sobel_edges(image: torch.Tensor, channel: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Sobel gradient magnitude and direction of the grey-level image (or of one channel).
 
     ``gx, gy`` are kornia's normalised Sobel derivatives (kernel / 8) of the luminance
-    (``kornia.color.rgb_to_grayscale`` for 3 channels, the channel itself for 1), so a unit
+    (``kornia.color.rgb_to_grayscale`` for 3 channels, the channel itself for 1), or of image
+    channel ``channel`` (what :func:`edge_guided_pairs` looks at: channel 0), so a unit
     step edge has magnitude 0.5. ``theta = atan2(gy, gx)`` points from dark to bright
     (x to the right, y down).
 
     Args:
         image: ``(B,3,H,W)`` or ``(B,1,H,W)`` float in [0,1].
+        channel: ``None`` for the luminance, or the index of one channel.
 
     Returns:
         ``(magnitude, theta)``, each ``(B,1,H,W)``; theta in radians in (-pi, pi].
@@ -244,23 +259,14 @@ def sobel_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError("image must be a floating-point torch.Tensor")
     if image.ndim != 4 or image.shape[1] not in (1, 3):
         raise ValueError(f"image must have shape (B,3,H,W) or (B,1,H,W), got {tuple(image.shape)}")
-    gray = kornia.color.rgb_to_grayscale(image) if image.shape[1] == 3 else image
-    g = kornia.filters.spatial_gradient(gray, mode="sobel", order=1, normalized=True)  # (B,1,2,H,W)
-    gx, gy = g[:, :, 0], g[:, :, 1]
+    gx, gy = _sobel(image, channel)
     return torch.sqrt(gx * gx + gy * gy), torch.atan2(gy, gx)
 
 
 def _edge_map(image: torch.Tensor, valid: torch.Tensor, channel: int | None, edge_threshold: float,
               min_magnitude: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sobel ``gx, gy`` (B, HW) of the chosen channel and the edge pixels (B, HW) of each image."""
-    if channel is None:
-        grey = kornia.color.rgb_to_grayscale(image) if image.shape[1] == 3 else image
-    else:
-        if not 0 <= channel < image.shape[1]:
-            raise ValueError(f"channel must be None (luminance) or in [0, {image.shape[1]}), got {channel!r}")
-        grey = image[:, channel:channel + 1]
-    grad = kornia.filters.spatial_gradient(grey, mode="sobel", order=1, normalized=True)  # (B,1,2,H,W)
-    gx, gy = grad[:, 0, 0].flatten(1), grad[:, 0, 1].flatten(1)
+    gx, gy = (g.flatten(1) for g in _sobel(image, channel))
     vflat = valid.flatten(1)
     mag2 = torch.where(vflat, gx * gx + gy * gy, torch.zeros((), dtype=gx.dtype, device=gx.device))
     top2 = mag2.amax(1, keepdim=True)

@@ -150,7 +150,7 @@ def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[
 
     def scores(prefix, p, t, v):
         m = metrics.depth_metrics(metrics.align_median(p, t, v)[0], t, v)
-        flat = metrics.depth_metrics(metrics.align_median(torch.ones_like(t), t, v)[0], t, v)
+        flat = metrics.depth_metrics(metrics.flat_map(t, v), t, v)
         out.update({f"{prefix}_abs_rel": m["abs_rel"], f"{prefix}_delta1": m["delta1"],
                     f"{prefix}_flat_abs_rel": flat["abs_rel"], f"{prefix}_flat_delta1": flat["delta1"]})
 
@@ -161,7 +161,8 @@ def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[
     return {k: round(float(v), 5) for k, v in out.items()}
 
 
-def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool, resume: bool):
+def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool):
+    """Train (resuming from ``data/zoo/NAME/train.pt`` when it is there); returns (model, curve)."""
     from torch.utils.data import DataLoader
 
     from lib.runtime import seed_everything
@@ -177,9 +178,9 @@ def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool, re
     history = fit(model, _Randomized(loader, recipe), _depth_loss(recipe), steps=recipe.steps, lr=recipe.lr,
                   weight_decay=recipe.weight_decay, device=device, val_loader=DataLoader(val_set, batch_size=32),
                   val_every=recipe.val_every, checkpoint=ckpt, checkpoint_every=recipe.val_every,
-                  resume=resume, progress=progress, seed=recipe.seed, log_every=50)
+                  resume=True, progress=progress, seed=recipe.seed, log_every=50)
     curve = [{k: r[k] for k in ("step", "val_abs_rel", "val_delta1") if k in r} for r in history.val]
-    return model, curve, ckpt
+    return model, curve
 
 
 # --------------------------------------------------------------------------- entries
@@ -307,7 +308,7 @@ def train(name: str, device="auto", progress: bool = True, resume: bool = True, 
     run_dir.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(before))
     t0 = time.perf_counter()
-    model, curve, _ = entry.train(entry, recipe, device, progress, True)
+    model, curve = entry.train(entry, recipe, device, progress)
     previous = float(before["seconds"])
     seconds = time.perf_counter() - t0
     state.write_text(json.dumps({"recipe": recipe_dict, "seconds": previous + seconds}))

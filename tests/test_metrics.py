@@ -10,7 +10,7 @@ import torch
 
 import lib.metrics as M
 from lib.metrics import (EPS, align, align_median, align_scale_shift, depth_edges, depth_metrics,
-                         soft_edge_error, soft_edge_error_map, whdr)
+                         flat_map, soft_edge_error, soft_edge_error_map, whdr)
 
 KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 
@@ -499,3 +499,14 @@ def test_cuda_matches_cpu():
             torch.testing.assert_close(align(*cuda, method=method, space=space).cpu(),
                                        align(pred, target, valid, method=method, space=space))
     torch.testing.assert_close(depth_edges(cuda[1], cuda[2], 0.2, 3).cpu(), depth_edges(target, valid, 0.2, 3))
+
+
+def test_flat_map_is_each_images_valid_median_everywhere():
+    t = torch.tensor([[1.0, 2.0], [3.0, 100.0]]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
+    t[1] = torch.tensor([[5.0, 6.0], [7.0, 8.0]])
+    v = torch.ones_like(t, dtype=torch.bool)
+    v[0, 0, 1, 1] = False                              # the 100 m pixel does not count
+    out = flat_map(t, v)
+    assert out.shape == t.shape
+    assert torch.all(out[0] == 2.0)                   # median of 1, 2, 3
+    assert torch.all(out[1] == out[1, 0, 0, 0]) and 6.0 <= float(out[1, 0, 0, 0]) <= 7.0

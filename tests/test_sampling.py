@@ -6,6 +6,7 @@ import torch
 
 from lib.sampling import (
     edge_guided_pairs,
+    edge_pixel_count,
     instance_guided_pairs,
     ordinal_labels,
     random_pairs,
@@ -149,6 +150,18 @@ def test_bad_input_raises_clearly():
 
 
 # --------------------------------------------------------------------------- edge-guided
+def test_sobel_edges_of_one_channel_and_the_sampler_see_the_same_edges():
+    img = torch.zeros(1, 3, 12, 16)
+    img[:, 1, :, 8:] = 1.0                               # an edge in the green channel only
+    assert float(sobel_edges(img, channel=0)[0].abs().max()) == 0.0
+    assert float(sobel_edges(img, channel=1)[0].max()) == pytest.approx(0.5)
+    valid = torch.ones(1, 1, 12, 16, dtype=torch.bool)
+    assert edge_pixel_count(img, valid).tolist() == [0]          # the sampler reads channel 0
+    assert edge_pixel_count(img, valid, channel=1).tolist() == [24]
+    with pytest.raises(ValueError, match="channel"):
+        sobel_edges(img, channel=3)
+
+
 def test_sobel_edges_on_a_step():
     img = torch.zeros(1, 1, 6, 8)
     img[..., 4:] = 1.0
