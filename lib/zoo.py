@@ -73,7 +73,9 @@ class DepthRecipe:
     Loss: the L1 of log depth plus ``grad_weight`` times MiDaS's multi-scale gradient matching on log
     depth (sharper edges); AdamW, warm-up and cosine schedule. Every training batch is domain
     randomised (:func:`lib.domain_randomization.random_zoom` and
-    :func:`~lib.domain_randomization.camera_effects`) when ``randomize`` is on.
+    :func:`~lib.domain_randomization.camera_effects`) when ``randomize`` is on. ``scenes="mixed"``
+    makes half the training scenes close-ups of cluttered objects (:func:`lib.data.synthetic.sample_closeup`);
+    validation and test stay on the rooms that the chapters use.
     """
     width: int = 16
     size: tuple[int, int] = (64, 96)
@@ -86,6 +88,7 @@ class DepthRecipe:
     weight_decay: float = 1e-4
     grad_weight: float = 0.5
     randomize: bool = True
+    scenes: str = "mixed"
     zoom: tuple[float, float] = (0.6, 1.0)
     val_every: int = 500
     seed: int = 0
@@ -130,9 +133,12 @@ class _Randomized:
             yield batch
 
 
-def _depth_data(recipe: DepthRecipe, split: str, n: int):
+def _depth_data(recipe: DepthRecipe, split: str, n: int, progress: bool = False):
+    """The recipe's scenes for training; rooms for validation and test (what the chapters use)."""
     from lib.data import SyntheticRGBD
-    return SyntheticRGBD(n, size=tuple(recipe.size), seed=recipe.seed, split=split, progress=False)
+    scenes = recipe.scenes if split == "train" else "rooms"
+    return SyntheticRGBD(n, size=tuple(recipe.size), seed=recipe.seed, split=split, progress=progress,
+                         scenes=scenes)
 
 
 @torch.no_grad()
@@ -168,7 +174,7 @@ def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool):
     from lib.runtime import seed_everything
     from lib.train import fit
 
-    train_set = _depth_data(recipe, "train", recipe.n_train)
+    train_set = _depth_data(recipe, "train", recipe.n_train, progress)
     val_set = _depth_data(recipe, "val", recipe.n_val)
     seed_everything(recipe.seed)
     model = _depth_model(recipe)

@@ -13,8 +13,8 @@ import lib.data.synthetic as synthetic
 from lib.data import cache as data_cache
 from lib.data.raycast import (STRIPES_PER_TILE, Box, Camera, Cone, Cylinder, Light, Material, Room,
                               Scene, Sphere, cast_rays, render_linear)
-from lib.data.synthetic import (SyntheticRGBD, fibonacci_disk, render_thin_lens, sample_scene, scene_seed,
-                                synthetic_scene)
+from lib.data.synthetic import (SyntheticRGBD, fibonacci_disk, render_scene, render_thin_lens, sample_closeup,
+                                sample_scene, scene_seed, synthetic_scene)
 
 BLACK = Material("plain", tint=(0.0, 0.0, 0.0))
 WHITE = Material("plain")
@@ -200,11 +200,12 @@ def _on_surface(obj, p):
     return np.abs(np.maximum(radial - obj.radius / obj.height * (top - y), obj.y0 - y))
 
 
-def test_random_scenes_back_project_onto_the_surfaces_their_mask_names():
+@pytest.mark.parametrize("draw", [sample_scene, sample_closeup])
+def test_random_scenes_back_project_onto_the_surfaces_their_mask_names(draw):
     kinds = set()
     for seed in range(10):
-        scene = sample_scene(seed, (36, 48))
-        s = synthetic_scene(seed, (36, 48))
+        scene = draw(seed, (36, 48))
+        s = render_scene(scene)
         p = backproject(scene.camera, s["depth"][0].numpy().astype(np.float64)).reshape(-1, 3)
         mask = s["mask"][0].numpy().reshape(-1)
         x0, x1, y0, y1, z0, z1 = scene.room.bounds
@@ -217,6 +218,31 @@ def test_random_scenes_back_project_onto_the_surfaces_their_mask_names():
                 kinds.add(type(obj).__name__)
                 assert _on_surface(obj, p[mask == k]).max() < 2e-3, (seed, k, obj)
     assert kinds == {"Sphere", "Box", "Cylinder", "Cone"}
+
+
+def test_mixed_scenes_are_the_rooms_or_closeups_of_the_same_seed():
+    size, closeups = (24, 32), 0
+    for seed in range(40):
+        scene = sample_scene(seed, size, scenes="mixed")
+        if scene == sample_closeup(seed, size):
+            closeups += 1
+            hfov = 2 * math.degrees(math.atan(size[1] / 2 / scene.camera.fx))
+            assert 30 <= hfov <= 60 and scene.room.bounds[5] <= 3.5 + 3.0
+        else:
+            assert scene == sample_scene(seed, size)              # the room of the default
+    assert 10 <= closeups <= 30                                    # about half of 40
+    near = [float(render_scene(sample_closeup(k, size))["depth"].median()) for k in range(8)]
+    far = [float(synthetic_scene(k, size)["depth"].median()) for k in range(8)]
+    assert np.median(near) < np.median(far)                        # close-ups are near
+
+
+def test_mixed_dataset_has_its_own_cache_key_and_the_rooms_keep_theirs():
+    rooms = SyntheticRGBD(3, size=(16, 24), split="val", cache=False)
+    mixed = SyntheticRGBD(3, size=(16, 24), split="val", cache=False, scenes="mixed")
+    assert "scenes" not in rooms.params and mixed.params["scenes"] == "mixed"
+    for i in range(3):
+        want = render_scene(sample_scene(scene_seed(0, "val", i), (16, 24), "mixed"))
+        assert torch.equal(mixed[i]["image"], want["image"]) and torch.equal(mixed[i]["depth"], want["depth"])
 
 
 def test_object_culling_window_loses_no_hit():
@@ -456,6 +482,8 @@ def test_cached_dataset_batches_through_dataloader_workers(tmp_path, monkeypatch
     (lambda: SyntheticRGBD(-1, cache=False), "n must be"),
     (lambda: SyntheticRGBD(2, split="training", cache=False), "split"),
     (lambda: SyntheticRGBD(2, size=(0, 0), cache=False), "size"),
+    (lambda: SyntheticRGBD(2, cache=False, scenes="closeups"), "scenes"),
+    (lambda: sample_scene(0, scenes="rooms+"), "scenes"),
     (lambda: render_thin_lens(0, (8, 8), focus_distance=0.0), "focus_distance"),
     (lambda: render_thin_lens(0, (8, 8), aperture_radius=-0.1), "aperture_radius"),
     (lambda: render_thin_lens(0, (8, 8), samples=0), "samples"),

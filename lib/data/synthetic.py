@@ -7,6 +7,8 @@ boxes, cylinders and cones resting on the floor at 1 to 9 m, often one behind an
 textures (scikit-image photographs and procedural patterns) laid in world units with random
 tints; one point or directional light plus ambient. The ray caster then gives the image, the
 z-depth (metres) and the instance mask (0 = room, k = object k) of every pixel exactly.
+``scenes="mixed"`` makes half of the scenes close-ups instead (:func:`sample_closeup`): one
+cluttered object filling a narrow view, a wall close behind it, what photographs of things show.
 
 Cues a network can learn from: perspective (the floor recedes to a horizon, walls converge),
 texture gradients (a texture's image period is ``f * period / depth``), the size of objects
@@ -105,9 +107,95 @@ def _object(rng, kind: str, x: float, z: float, material: Material):
     return Cone((x, z), r, rng.uniform(0.4, 1.4), material=material), r
 
 
-def sample_scene(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
-    """Draw the description of scene ``seed`` (deterministic) for an image of ``size`` = (H, W)."""
+SCENES = ("rooms", "mixed")
+CLOSEUP_FRACTION = 0.5          # of the scenes of the "mixed" variety
+
+
+def _light(rng, bounds) -> Light:
+    u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
+    height, depth = bounds[3], bounds[5]
+    if rng.uniform() < 0.75:
+        return Light("point", position=(u(bounds[0] + 0.5, bounds[1] - 0.5), height - 0.15,
+                                        u(0.5, max(depth - 1.0, 0.6))),
+                     intensity=u(1.2, 2.2), ambient=u(0.12, 0.35), falloff=u(3.0, 6.0),
+                     exposure=u(1.0, 1.6))
+    d = np.array([u(-1, 1), -u(0.6, 1.5), u(-1, 1)])
+    return Light("directional", direction=tuple(float(c) for c in d / np.linalg.norm(d)),
+                 intensity=u(0.6, 1.0), ambient=u(0.15, 0.35), exposure=u(1.0, 1.5))
+
+
+def _part(rng, kind: str, x: float, y: float, z: float, s: float, material: Material):
+    """A primitive of about size ``s`` metres centred near height ``y`` (kept above the floor)."""
+    if kind == "sphere":
+        r = s * float(rng.uniform(0.3, 0.6))
+        return Sphere((x, max(y, r), z), r, material), r
+    h = s * float(rng.uniform(0.4, 1.5))
+    y0 = max(y - h / 2, 0.0)
+    if kind == "box":
+        sx, sz = s * rng.uniform(0.3, 1.0, 2)
+        return (Box((x, z), (float(sx), h, float(sz)), yaw=float(rng.uniform(0, math.pi / 2)),
+                    y0=y0, material=material), math.hypot(sx, sz, h) / 2)
+    r = s * float(rng.uniform(0.15, 0.5))
+    cls = Cylinder if kind == "cylinder" else Cone
+    return cls((x, z), r, h, y0=y0, material=material), math.hypot(r, h / 2)
+
+
+def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
+    """A close-up: one cluttered object (6 to 18 overlapping parts, some off the floor) that
+    fills much of a narrow view (30-60 degrees) at 1.2-3.5 m, a wall 0.8-3 m behind it.
+
+    What a photograph of a thing looks like (the Middlebury motorcycle: 40 degrees, 2.1-5 m),
+    and what the rooms of :func:`sample_scene` rarely show: most of the frame near, little
+    floor, no horizon. Deterministic in ``seed``.
+    """
     seed, (H, W) = _check_seed(seed), _check_size(size)
+    rng = np.random.default_rng([seed, 3])
+    u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
+    hfov = math.radians(u(30.0, 60.0))
+    f = (W / 2) / math.tan(hfov / 2)
+    dist = u(1.2, 3.5)                                         # to the object's centre
+    back = dist + u(0.8, 3.0)                                  # the wall behind it
+    half = back * math.tan(hfov / 2)                           # half the view's width there
+    width, height = max(2.6 * half, u(3.0, 6.0)), u(2.4, 3.4)
+    bounds = (-width / 2, width / 2, 0.0, height, -1.0, back)
+    wall = _material(rng, WALL_TEXTURES, (1.0, 4.0), 0.4, (0.55, 1.0))
+    floor = _material(rng, FLOOR_TEXTURES, (0.8, 3.0), 0.5, (0.45, 1.0))
+    ceiling = _material(rng, CEILING_TEXTURES, (1.0, 3.0), 0.15, (0.8, 1.0))
+    room = Room(bounds, (wall, wall, floor, ceiling, wall, wall))
+    cam = (u(-0.2, 0.2) * half, u(0.4, 1.6), u(-0.5, 0.0))
+    yaw = u(-0.15, 0.15)
+    cx, cz = cam[0] + dist * math.sin(yaw), cam[2] + dist * math.cos(yaw)
+    extent = dist * math.tan(hfov / 2) * u(0.5, 1.0)            # the object's half width
+    cy = max(u(0.3, 1.1), 0.6 * extent * H / W)
+    pitch = math.atan2(cam[1] - cy, dist) + float(rng.normal(0, 0.05))
+    camera = Camera(position=cam, fx=f, fy=f, cx=(W - 1) / 2 + float(rng.normal(0, 0.01 * W)),
+                    cy=(H - 1) / 2 + float(rng.normal(0, 0.01 * H)), size=(H, W), pitch=pitch,
+                    yaw=yaw, roll=float(rng.normal(0, 0.04)))
+    objects = []
+    for _ in range(int(rng.integers(6, 19))):
+        kind = ("sphere", "box", "cylinder", "cone")[int(rng.integers(4))]
+        material = _material(rng, OBJECT_TEXTURES, (0.1, 0.6), 0.9, (0.3, 1.0))
+        x, z = cx + u(-0.8, 0.8) * extent, cz + u(-0.6, 0.6) * extent
+        y = cy + u(-0.8, 0.8) * extent * H / W
+        obj, radius = _part(rng, kind, x, y, z, extent * u(0.3, 0.9), material)
+        near = math.dist(cam, obj.bounding_sphere()[0]) > obj.bounding_sphere()[1] + 0.3
+        if near and z + radius < back - 0.05:
+            objects.append(obj)
+    return Scene(camera, room, tuple(objects), _light(rng, bounds))
+
+
+def sample_scene(seed: int, size: tuple[int, int] = (128, 128), scenes: str = "rooms") -> Scene:
+    """Draw the description of scene ``seed`` (deterministic) for an image of ``size`` = (H, W).
+
+    ``scenes="rooms"`` (the default): a room with objects on its floor. ``"mixed"``: a close-up
+    (:func:`sample_closeup`) for a fraction ``CLOSEUP_FRACTION`` of the seeds, the same room as
+    ``"rooms"`` for the others.
+    """
+    if scenes not in SCENES:
+        raise ValueError(f"scenes must be one of {SCENES}, got {scenes!r}")
+    seed, (H, W) = _check_seed(seed), _check_size(size)
+    if scenes == "mixed" and np.random.default_rng([seed, 2]).uniform() < CLOSEUP_FRACTION:
+        return sample_closeup(seed, (H, W))
     rng = np.random.default_rng(seed)
     u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
     # the room: x in [-w/2, w/2], floor y = 0, camera near the front wall z0 looking towards z1
@@ -149,15 +237,7 @@ def sample_scene(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
                 objects.append(obj)
                 footprints.append((x, z, radius))
                 break
-    # the light
-    if rng.uniform() < 0.75:
-        light = Light("point", position=(u(bounds[0] + 0.5, bounds[1] - 0.5), height - 0.15, u(0.5, depth - 1.0)),
-                      intensity=u(1.2, 2.2), ambient=u(0.12, 0.35), falloff=u(3.0, 6.0), exposure=u(1.0, 1.6))
-    else:
-        d = np.array([u(-1, 1), -u(0.6, 1.5), u(-1, 1)])
-        light = Light("directional", direction=tuple(float(c) for c in d / np.linalg.norm(d)),
-                      intensity=u(0.6, 1.0), ambient=u(0.15, 0.35), exposure=u(1.0, 1.5))
-    return Scene(camera, room, tuple(objects), light)
+    return Scene(camera, room, tuple(objects), _light(rng, bounds))
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -282,23 +362,31 @@ class SyntheticRGBD(Dataset):
     ``"synthetic/<split>/<i:06d>"``, so it is deterministic in (seed, split, i) and the splits
     never share a scene (:func:`scene_seed` is one-to-one).
 
+    ``scenes="mixed"`` makes half of them close-ups (:func:`sample_scene`).
+
     With ``cache=True`` the scenes are generated once (with a progress bar) and stored under
     ``data/cache`` (see :mod:`lib.data.cache`); later constructions memory-map them.
     """
 
     def __init__(self, n: int, size: tuple[int, int] = (128, 128), seed: int = 0, split: str = "train",
-                 shadows: bool = False, dropout: float = 0.0, cache: bool = True, progress: bool = True):
+                 shadows: bool = False, dropout: float = 0.0, cache: bool = True, progress: bool = True,
+                 scenes: str = "rooms"):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         scene_seed(seed, split, 0)                              # validates seed and split
+        if scenes not in SCENES:
+            raise ValueError(f"scenes must be one of {SCENES}, got {scenes!r}")
         if n > 2**32:
             raise ValueError(f"n must be at most 2**32, got {n}")
         self.n, self.size, self.seed, self.split = int(n), _check_size(size), int(seed), split
         self.shadows, self.dropout = bool(shadows), float(dropout)
         self.params = {"n": self.n, "size": list(self.size), "seed": self.seed, "split": split,
                        "shadows": self.shadows, "dropout": self.dropout, "version": GENERATOR_VERSION}
+        self.scenes = scenes
+        if scenes != "rooms":                     # (so that the caches of the rooms keep their key)
+            self.params["scenes"] = scenes
         self.cached = bool(cache) and self.n > 0
         self._arrays = None
         if self.cached:
@@ -309,7 +397,7 @@ class SyntheticRGBD(Dataset):
 
     def _generate(self, i: int) -> dict[str, np.ndarray]:
         s = scene_seed(self.seed, self.split, i)
-        arrays = render_arrays(sample_scene(s, self.size), self.shadows)
+        arrays = render_arrays(sample_scene(s, self.size, self.scenes), self.shadows)
         arrays["mask"] = arrays["mask"].astype(np.int16)
         arrays["valid"] = _dropouts(s, self.size, self.dropout)
         return arrays
@@ -334,4 +422,5 @@ class SyntheticRGBD(Dataset):
 
     def __repr__(self) -> str:
         return (f"SyntheticRGBD(n={self.n}, size={self.size}, seed={self.seed}, split={self.split!r}, "
-                f"shadows={self.shadows}, dropout={self.dropout}, cache={self.cached})")
+                f"shadows={self.shadows}, dropout={self.dropout}, scenes={self.scenes!r}, "
+                f"cache={self.cached})")
