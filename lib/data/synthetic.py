@@ -115,17 +115,19 @@ def _light(rng, bounds) -> Light:
     u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
     height, depth = bounds[3], bounds[5]
     if rng.uniform() < 0.75:
-        return Light("point", position=(u(bounds[0] + 0.5, bounds[1] - 0.5), height - 0.15,
-                                        u(0.5, max(depth - 1.0, 0.6))),
+        position = (u(bounds[0] + 0.5, bounds[1] - 0.5), height - 0.15,
+                    u(0.5, max(depth - 1.0, 0.6)))
+        return Light("point", position=position,
                      intensity=u(1.2, 2.2), ambient=u(0.12, 0.35), falloff=u(3.0, 6.0),
                      exposure=u(1.0, 1.6))
     d = np.array([u(-1, 1), -u(0.6, 1.5), u(-1, 1)])
-    return Light("directional", direction=tuple(float(c) for c in d / np.linalg.norm(d)),
+    d = tuple(float(c) for c in d / np.linalg.norm(d))
+    return Light("directional", direction=d,
                  intensity=u(0.6, 1.0), ambient=u(0.15, 0.35), exposure=u(1.0, 1.5))
 
 
 def _part(rng, kind: str, x: float, y: float, z: float, s: float, material: Material):
-    """A primitive of about size ``s`` metres centred near height ``y`` (kept above the floor)."""
+    """A primitive of about ``s`` metres centred near height ``y``, above the floor."""
     if kind == "sphere":
         r = s * float(rng.uniform(0.3, 0.6))
         return Sphere((x, max(y, r), z), r, material), r
@@ -133,19 +135,20 @@ def _part(rng, kind: str, x: float, y: float, z: float, s: float, material: Mate
     y0 = max(y - h / 2, 0.0)
     if kind == "box":
         sx, sz = s * rng.uniform(0.3, 1.0, 2)
-        return (Box((x, z), (float(sx), h, float(sz)), yaw=float(rng.uniform(0, math.pi / 2)),
-                    y0=y0, material=material), math.hypot(sx, sz, h) / 2)
+        yaw = float(rng.uniform(0, math.pi / 2))
+        box = Box((x, z), (float(sx), h, float(sz)), yaw=yaw, y0=y0, material=material)
+        return box, math.hypot(sx, sz, h) / 2
     r = s * float(rng.uniform(0.15, 0.5))
     cls = Cylinder if kind == "cylinder" else Cone
     return cls((x, z), r, h, y0=y0, material=material), math.hypot(r, h / 2)
 
 
 def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
-    """A close-up: one cluttered object (6 to 18 overlapping parts, some off the floor) that
-    fills much of a narrow view (30-60 degrees) at 1.2-3.5 m, a wall 0.8-3 m behind it.
+    """A close-up: one cluttered object (6 to 18 overlapping parts, some off the floor)
+    filling much of a narrow view (30-60 degrees) at 1.2-3.5 m, a wall 0.8-3 m behind.
 
-    What a photograph of a thing looks like (the Middlebury motorcycle: 40 degrees, 2.1-5 m),
-    and what the rooms of :func:`sample_scene` rarely show: most of the frame near, little
+    What photographs of things look like (the Middlebury motorcycle: 40 degrees, 2-5 m)
+    and the rooms of :func:`sample_scene` rarely show: most of the frame near, little
     floor, no horizon. Deterministic in ``seed``.
     """
     seed, (H, W) = _check_seed(seed), _check_size(size)
@@ -155,7 +158,7 @@ def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
     f = (W / 2) / math.tan(hfov / 2)
     dist = u(1.2, 3.5)                                         # to the object's centre
     back = dist + u(0.8, 3.0)                                  # the wall behind it
-    half = back * math.tan(hfov / 2)                           # half the view's width there
+    half = back * math.tan(hfov / 2)                           # half the view there
     width, height = max(2.6 * half, u(3.0, 6.0)), u(2.4, 3.4)
     bounds = (-width / 2, width / 2, 0.0, height, -1.0, back)
     wall = _material(rng, WALL_TEXTURES, (1.0, 4.0), 0.4, (0.55, 1.0))
@@ -165,12 +168,13 @@ def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
     cam = (u(-0.2, 0.2) * half, u(0.4, 1.6), u(-0.5, 0.0))
     yaw = u(-0.15, 0.15)
     cx, cz = cam[0] + dist * math.sin(yaw), cam[2] + dist * math.cos(yaw)
-    extent = dist * math.tan(hfov / 2) * u(0.5, 1.0)            # the object's half width
+    extent = dist * math.tan(hfov / 2) * u(0.5, 1.0)           # the object's half width
     cy = max(u(0.3, 1.1), 0.6 * extent * H / W)
     pitch = math.atan2(cam[1] - cy, dist) + float(rng.normal(0, 0.05))
-    camera = Camera(position=cam, fx=f, fy=f, cx=(W - 1) / 2 + float(rng.normal(0, 0.01 * W)),
-                    cy=(H - 1) / 2 + float(rng.normal(0, 0.01 * H)), size=(H, W), pitch=pitch,
-                    yaw=yaw, roll=float(rng.normal(0, 0.04)))
+    principal = ((W - 1) / 2 + float(rng.normal(0, 0.01 * W)),
+                 (H - 1) / 2 + float(rng.normal(0, 0.01 * H)))
+    camera = Camera(position=cam, fx=f, fy=f, cx=principal[0], cy=principal[1],
+                    size=(H, W), pitch=pitch, yaw=yaw, roll=float(rng.normal(0, 0.04)))
     objects = []
     for _ in range(int(rng.integers(6, 19))):
         kind = ("sphere", "box", "cylinder", "cone")[int(rng.integers(4))]
@@ -178,23 +182,26 @@ def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
         x, z = cx + u(-0.8, 0.8) * extent, cz + u(-0.6, 0.6) * extent
         y = cy + u(-0.8, 0.8) * extent * H / W
         obj, radius = _part(rng, kind, x, y, z, extent * u(0.3, 0.9), material)
-        near = math.dist(cam, obj.bounding_sphere()[0]) > obj.bounding_sphere()[1] + 0.3
-        if near and z + radius < back - 0.05:
+        centre, reach = obj.bounding_sphere()
+        clear = math.dist(cam, centre) > reach + 0.3            # the camera is outside
+        if clear and z + radius < back - 0.05:
             objects.append(obj)
     return Scene(camera, room, tuple(objects), _light(rng, bounds))
 
 
-def sample_scene(seed: int, size: tuple[int, int] = (128, 128), scenes: str = "rooms") -> Scene:
-    """Draw the description of scene ``seed`` (deterministic) for an image of ``size`` = (H, W).
+def sample_scene(seed: int, size: tuple[int, int] = (128, 128),
+                 scenes: str = "rooms") -> Scene:
+    """Draw the description of scene ``seed`` (deterministic) for an image of ``size``.
 
-    ``scenes="rooms"`` (the default): a room with objects on its floor. ``"mixed"``: a close-up
-    (:func:`sample_closeup`) for a fraction ``CLOSEUP_FRACTION`` of the seeds, the same room as
-    ``"rooms"`` for the others.
+    ``scenes="rooms"`` (the default): a room with objects on its floor. ``"mixed"``: a
+    close-up (:func:`sample_closeup`) for a fraction ``CLOSEUP_FRACTION`` of the seeds,
+    the same room as ``"rooms"`` for the others.
     """
     if scenes not in SCENES:
         raise ValueError(f"scenes must be one of {SCENES}, got {scenes!r}")
     seed, (H, W) = _check_seed(seed), _check_size(size)
-    if scenes == "mixed" and np.random.default_rng([seed, 2]).uniform() < CLOSEUP_FRACTION:
+    draw = np.random.default_rng([seed, 2]).uniform()
+    if scenes == "mixed" and draw < CLOSEUP_FRACTION:
         return sample_closeup(seed, (H, W))
     rng = np.random.default_rng(seed)
     u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
