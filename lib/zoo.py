@@ -68,14 +68,23 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- the depth recipe
 @dataclass
 class DepthRecipe:
-    """The course's base depth model: :class:`lib.models.DepthMaskNet` on synthetic rooms.
+    """A :class:`lib.models.DepthMaskNet` trained on synthetic scenes: the course's recipe.
 
-    Loss: the L1 of log depth plus ``grad_weight`` times MiDaS's multi-scale gradient matching on log
-    depth (sharper edges); AdamW, warm-up and cosine schedule. Every training batch is domain
-    randomised (:func:`lib.domain_randomization.random_zoom` and
-    :func:`~lib.domain_randomization.camera_effects`) when ``randomize`` is on. ``scenes="mixed"``
-    makes half the training scenes close-ups of cluttered objects (:func:`lib.data.synthetic.sample_closeup`);
-    validation and test stay on the rooms that the chapters use.
+    ``task`` chooses the loss. ``"depth"`` (the base model): the L1 of log depth plus
+    ``grad_weight`` times MiDaS's multi-scale gradient matching on log depth (sharper edges).
+    ``"ssi"``: MiDaS's scale-and-shift-invariant loss on disparity plus ``grad_weight`` times
+    its gradient matching (:func:`lib.losses.ssi_trimmed_loss`, nothing trimmed): relative
+    depth, as Depth Anything's teacher learns it. ``"mask"``: binary cross-entropy of the mask
+    head against "object or room", the only label: a backbone that knows where the objects
+    are, the course's stand-in for a pretrained image encoder. ``init`` names a shipped entry
+    whose weights start the run (a fine-tune); "" starts from random weights.
+
+    AdamW, warm-up and cosine schedule. Every training batch is domain randomised
+    (:func:`lib.domain_randomization.random_zoom` and
+    :func:`~lib.domain_randomization.camera_effects`) when ``randomize`` is on.
+    ``scenes="mixed"`` makes half the training scenes close-ups of cluttered objects
+    (:func:`lib.data.synthetic.sample_closeup`); validation and test stay on the rooms that
+    the chapters use.
     """
     width: int = 16
     size: tuple[int, int] = (64, 96)
@@ -92,6 +101,11 @@ class DepthRecipe:
     zoom: tuple[float, float] = (0.6, 1.0)
     val_every: int = 500
     seed: int = 0
+    task: str = "depth"
+    init: str = ""
+
+
+TASKS = ("depth", "ssi", "mask")
 
 
 def _depth_model(recipe: DepthRecipe) -> nn.Module:
@@ -99,9 +113,31 @@ def _depth_model(recipe: DepthRecipe) -> nn.Module:
     return DepthMaskNet(width=recipe.width)
 
 
+def _disparity(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return torch.where(valid, 1.0 / torch.where(valid, depth, torch.ones_like(depth)),
+                       torch.zeros_like(depth))
+
+
 def _depth_loss(recipe: DepthRecipe) -> Callable:
-    from lib.losses import gradient_matching_loss
+    import torch.nn.functional as F
+
+    from lib.losses import gradient_matching_loss, ssi_trimmed_loss
     from lib.train.recipe import log_l1_loss
+
+    if recipe.task not in TASKS:
+        raise ZooError(f"task must be one of {TASKS}, got {recipe.task!r}")
+    if recipe.task == "ssi":
+        def ssi(output, batch):
+            valid = batch["valid"].bool() & (batch["depth"] > 0)
+            return ssi_trimmed_loss(1.0 / output["depth"].float(),
+                                    _disparity(batch["depth"], valid), valid, trim=0.0,
+                                    alpha=recipe.grad_weight)
+        return ssi
+    if recipe.task == "mask":
+        def mask(output, batch):
+            return F.binary_cross_entropy_with_logits(output["mask"].float(),
+                                                      (batch["mask"] > 0).float())
+        return mask
 
     def loss_fn(output, batch):
         loss = log_l1_loss(output, batch)
@@ -141,9 +177,42 @@ def _depth_data(recipe: DepthRecipe, split: str, n: int, progress: bool = False)
                          scenes=scenes)
 
 
+def _align(recipe: DepthRecipe, pred, target, valid):
+    """The protocol that suits the task's loss: median scale for metric depth, least squares in
+    disparity for scale-and-shift-invariant disparity (chapter 06)."""
+    from lib import metrics
+    if recipe.task == "ssi":
+        return metrics.align(pred, target, valid, method="lstsq", space="disparity")
+    return metrics.align_median(pred, target, valid)[0]
+
+
+def _mask_iou(logits: torch.Tensor, mask: torch.Tensor) -> float:
+    """Intersection over union of "object" (logit > 0) against the true objects (mask > 0)."""
+    p, t = logits > 0, mask > 0
+    return float((p & t).sum()) / max(float((p | t).sum()), 1.0)
+
+
+def _val_metrics(recipe: DepthRecipe) -> Callable:
+    from lib import metrics
+
+    def val(output, batch):
+        if recipe.task == "mask":
+            return {"iou": _mask_iou(output["mask"].float(), batch["mask"])}
+        target, valid = batch["depth"].float(), batch["valid"].bool()
+        aligned = _align(recipe, output["depth"].float(), target, valid)
+        return {k: float(v) for k, v in metrics.depth_metrics(aligned, target, valid).items()}
+    return val
+
+
 @torch.no_grad()
 def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[str, float]:
-    """Median-scaled metrics on the synthetic test split and on the motorcycle, with flat maps."""
+    """Scores on the synthetic test split and on the motorcycle, with flat-map baselines.
+
+    Depth tasks: AbsRel and delta1 after the task's alignment (median scale for ``"depth"``,
+    least squares in disparity for ``"ssi"``), a flat map beside them (for ``"ssi"`` its
+    alignment is a flat map too). ``"mask"``: the object IoU on the test split, and the IoU of
+    the best constant answer ("everything is an object") beside it.
+    """
     from lib import metrics
     from lib.data import middlebury_motorcycle
     from lib.transforms import Rescale
@@ -151,14 +220,20 @@ def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[
     model = model.to(device).eval()
     test = _depth_data(recipe, "test", recipe.n_test)
     batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
-    pred = torch.cat([model(x.to(device))["depth"].float().cpu() for x in batch["image"].split(32)])
+    outs = [model(x.to(device)) for x in batch["image"].split(32)]
+    if recipe.task == "mask":
+        logits = torch.cat([o["mask"].float().cpu() for o in outs])
+        return {"test_iou": round(_mask_iou(logits, batch["mask"]), 5),
+                "test_all_object_iou": round(_mask_iou(torch.ones_like(logits), batch["mask"]), 5)}
+    pred = torch.cat([o["depth"].float().cpu() for o in outs])
     out = {}
 
     def scores(prefix, p, t, v):
-        m = metrics.depth_metrics(metrics.align_median(p, t, v)[0], t, v)
+        m = metrics.depth_metrics(_align(recipe, p, t, v), t, v)
         flat = metrics.depth_metrics(metrics.flat_map(t, v), t, v)
         out.update({f"{prefix}_abs_rel": m["abs_rel"], f"{prefix}_delta1": m["delta1"],
-                    f"{prefix}_flat_abs_rel": flat["abs_rel"], f"{prefix}_flat_delta1": flat["delta1"]})
+                    f"{prefix}_flat_abs_rel": flat["abs_rel"],
+                    f"{prefix}_flat_delta1": flat["delta1"]})
 
     scores("test", pred, batch["depth"], batch["valid"])
     moto = Rescale(tuple(recipe.size))(middlebury_motorcycle())
@@ -177,15 +252,25 @@ def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool):
     train_set = _depth_data(recipe, "train", recipe.n_train, progress)
     val_set = _depth_data(recipe, "val", recipe.n_val)
     seed_everything(recipe.seed)
-    model = _depth_model(recipe)
+    if recipe.init:                                     # a fine-tune of a shipped model
+        model = load(recipe.init, "cpu").train()
+        if model.config["width"] != recipe.width:
+            raise ZooError(f"init {recipe.init!r} has width {model.config['width']}, "
+                           f"the recipe {recipe.width}")
+    else:
+        model = _depth_model(recipe)
     order = torch.Generator().manual_seed(recipe.seed)
-    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, generator=order)
+    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True,
+                        generator=order)
     ckpt = data_dir() / "zoo" / entry.name / "train.pt"
-    history = fit(model, _Randomized(loader, recipe), _depth_loss(recipe), steps=recipe.steps, lr=recipe.lr,
-                  weight_decay=recipe.weight_decay, device=device, val_loader=DataLoader(val_set, batch_size=32),
-                  val_every=recipe.val_every, checkpoint=ckpt, checkpoint_every=recipe.val_every,
-                  resume=True, progress=progress, seed=recipe.seed, log_every=50)
-    curve = [{k: r[k] for k in ("step", "val_abs_rel", "val_delta1") if k in r} for r in history.val]
+    history = fit(model, _Randomized(loader, recipe), _depth_loss(recipe), steps=recipe.steps,
+                  lr=recipe.lr, weight_decay=recipe.weight_decay, device=device,
+                  val_loader=DataLoader(val_set, batch_size=32), val_every=recipe.val_every,
+                  val_metrics=_val_metrics(recipe), checkpoint=ckpt,
+                  checkpoint_every=recipe.val_every, resume=True, progress=progress,
+                  seed=recipe.seed, log_every=50)
+    keys = ("step", "val_iou") if recipe.task == "mask" else ("step", "val_abs_rel", "val_delta1")
+    curve = [{k: r[k] for k in keys if k in r} for r in history.val]
     return model, curve
 
 
@@ -209,9 +294,26 @@ ENTRIES: dict[str, Entry] = {
     "depth": Entry(
         name="depth",
         description="the course's base depth model: DepthMaskNet(width 16) trained on domain-randomised "
-                    "synthetic rooms at 64x96 with log-L1 + gradient matching",
+                    "synthetic rooms and close-ups at 64x96 with log-L1 + gradient matching",
         recipe=DepthRecipe(), build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
-        data="lib.data.SyntheticRGBD, split train, seed 0 (procedural rooms); never the motorcycle"),
+        data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed' (procedural rooms and "
+             "close-ups); never the motorcycle"),
+    "teacher": Entry(
+        name="teacher",
+        description="an affine-invariant teacher (as Depth Anything's): the depth model fine-tuned "
+                    "with MiDaS's scale-and-shift-invariant loss on disparity",
+        recipe=DepthRecipe(task="ssi", init="depth", steps=1500, lr=1e-3, n_train=12000),
+        build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
+        data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed'; never the motorcycle",
+        outputs="dict with depth (B,1,H,W) whose inverse is disparity up to scale and shift"),
+    "encoder": Entry(
+        name="encoder",
+        description="a backbone that knows where the objects are: DepthMaskNet(width 16) trained "
+                    "on instance masks only (object or room), the course's stand-in for DINOv2",
+        recipe=DepthRecipe(task="mask", steps=1500, n_train=12000),
+        build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
+        data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed', masks only",
+        outputs="dict with mask (B,1,H,W) logits of 'object' and features (B,128,H/16,W/16)"),
 }
 
 

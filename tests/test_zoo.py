@@ -116,3 +116,53 @@ def test_camera_effects_and_zoom_keep_depth_exact():
         assert torch.equal(z["valid"][i], z["depth"][i] > 1.2)
     with pytest.raises(ValueError, match="B,3,H,W"):
         camera_effects(torch.rand(3, 8, 8))
+
+
+def _variant(monkeypatch, name, **recipe):
+    base = zoo.ENTRIES["tiny"]
+    entry = zoo.Entry(name=name, description=f"tiny {name}", recipe=zoo.DepthRecipe(**{
+        **{f: getattr(base.recipe, f) for f in ("width", "size", "n_train", "n_val", "n_test",
+                                                 "batch_size", "steps", "val_every")}, **recipe}),
+                      build=base.build, train=base.train, evaluate=base.evaluate, data="test")
+    monkeypatch.setitem(zoo.ENTRIES, name, entry)
+    return entry
+
+
+@pytest.mark.slow
+def test_a_fine_tune_starts_from_its_init_and_ssi_is_scored_in_disparity(tiny, monkeypatch):
+    _variant(monkeypatch, "tiny_ssi", task="ssi", init="tiny")
+    card = zoo.train("tiny_ssi", device="cpu", progress=False, lr=0.0)   # lr 0: weights unchanged
+    start, tuned = zoo.load("tiny"), zoo.load("tiny_ssi")
+    for (k, a), b in zip(start.state_dict().items(), tuned.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the card's AbsRel is the least-squares fit in disparity, computed here by hand
+    recipe = zoo.ENTRIES["tiny_ssi"].recipe
+    test = zoo._depth_data(recipe, "test", recipe.n_test)
+    rels = []
+    with torch.no_grad():
+        for i in range(len(test)):
+            item = test[i]
+            d = 1.0 / tuned(item["image"][None])["depth"][0, 0].double()
+            v = item["valid"][0] & (item["depth"][0] > 0)
+            x, y = d[v], 1.0 / item["depth"][0][v].double()
+            A = torch.stack([x, torch.ones_like(x)], 1)
+            s, t = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+            fit = 1.0 / (s * x + t)
+            rels.append(float(((fit - 1 / y).abs() * y).mean()))
+    assert card["metrics"]["test_abs_rel"] == pytest.approx(sum(rels) / len(rels), rel=0.05)
+
+
+@pytest.mark.slow
+def test_a_mask_backbone_is_scored_by_object_iou(tiny, monkeypatch):
+    _variant(monkeypatch, "tiny_mask", task="mask")
+    card = zoo.train("tiny_mask", device="cpu", progress=False)
+    assert set(card["metrics"]) == {"test_iou", "test_all_object_iou"}
+    recipe = zoo.ENTRIES["tiny_mask"].recipe
+    test = zoo._depth_data(recipe, "test", recipe.n_test)
+    objects = torch.stack([test[i]["mask"] > 0 for i in range(len(test))])
+    assert card["metrics"]["test_all_object_iou"] == pytest.approx(float(objects.float().mean()),
+                                                                   abs=1e-4)
+    assert 0.0 <= card["metrics"]["test_iou"] <= 1.0 and "val_iou" in card["curve"][-1]
+    _variant(monkeypatch, "tiny_bad", task="segmentation")
+    with pytest.raises(zoo.ZooError, match="task must be one of"):
+        zoo.train("tiny_bad", device="cpu", progress=False)
