@@ -308,12 +308,12 @@ ENTRIES: dict[str, Entry] = {
         outputs="dict with depth (B,1,H,W) whose inverse is disparity up to scale and shift"),
     "encoder": Entry(
         name="encoder",
-        description="a backbone that knows where the objects are: DepthMaskNet(width 16) trained "
+        description="a backbone that knows where the objects are: DepthMaskNet(width 8) trained "
                     "on instance masks only (object or room), the course's stand-in for DINOv2",
-        recipe=DepthRecipe(task="mask", steps=1500, n_train=12000),
+        recipe=DepthRecipe(task="mask", width=8, steps=2000, n_train=12000),
         build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
         data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed', masks only",
-        outputs="dict with mask (B,1,H,W) logits of 'object' and features (B,128,H/16,W/16)"),
+        outputs="dict with mask (B,1,H,W) logits of 'object' and features (B,64,H/16,W/16)"),
 }
 
 
