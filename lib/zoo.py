@@ -77,7 +77,10 @@ class DepthRecipe:
     depth, as Depth Anything's teacher learns it. ``"mask"``: binary cross-entropy of the mask
     head against "object or room", the only label: a backbone that knows where the objects
     are, the course's stand-in for a pretrained image encoder. ``init`` names a shipped entry
-    whose weights start the run (a fine-tune); "" starts from random weights.
+    whose weights start the run (a fine-tune); "" starts from random weights. ``render``: the
+    scenes are rendered at this larger size and the network sees windows of ``size`` cut from
+    them (training: random windows; validation and test: the grid of tiles), what the fine
+    network of patch fusion sees; ``()`` renders at ``size``.
 
     AdamW, warm-up and cosine schedule. Every training batch is domain randomised
     (:func:`lib.domain_randomization.random_zoom` and
@@ -103,6 +106,7 @@ class DepthRecipe:
     seed: int = 0
     task: str = "depth"
     init: str = ""
+    render: tuple[int, int] = ()
 
 
 TASKS = ("depth", "ssi", "mask")
@@ -163,18 +167,57 @@ class _Randomized:
     def __iter__(self):
         from lib.domain_randomization import camera_effects, random_zoom
         for batch in self.loader:
+            if self.recipe.render:
+                batch = _random_windows(batch, tuple(self.recipe.size), self.g)
             if self.recipe.randomize:
                 batch = random_zoom(batch, self.g, self.recipe.zoom)
                 batch["image"] = camera_effects(batch["image"], self.g)
             yield batch
 
 
+def _random_windows(batch: dict, size: tuple[int, int], g: torch.Generator) -> dict:
+    """One random ``size`` window of each image of a batch (image, depth, valid, mask)."""
+    B, _, H, W = batch["image"].shape
+    h, w = size
+    top = torch.randint(H - h + 1, (B,), generator=g).tolist()
+    left = torch.randint(W - w + 1, (B,), generator=g).tolist()
+    out = dict(batch)
+    for key in ("image", "depth", "valid", "mask"):
+        if key in batch:
+            out[key] = torch.stack([batch[key][i, :, t:t + h, l:l + w]
+                                    for i, (t, l) in enumerate(zip(top, left))])
+    return out
+
+
+class _Tiles(torch.utils.data.Dataset):
+    """The grid of ``size`` tiles of every item of ``base`` (rendered larger), as items."""
+
+    def __init__(self, base, size: tuple[int, int]):
+        self.base, (self.h, self.w) = base, size
+        H, W = base[0]["image"].shape[-2:]
+        self.rows, self.cols = H // self.h, W // self.w
+
+    def __len__(self):
+        return len(self.base) * self.rows * self.cols
+
+    def __getitem__(self, k):
+        i, r = divmod(k, self.rows * self.cols)
+        y, x = divmod(r, self.cols)
+        item = self.base[i]
+        win = (..., slice(y * self.h, (y + 1) * self.h), slice(x * self.w, (x + 1) * self.w))
+        return {key: item[key][win] for key in ("image", "depth", "valid", "mask") if key in item}
+
+
 def _depth_data(recipe: DepthRecipe, split: str, n: int, progress: bool = False):
-    """The recipe's scenes for training; rooms for validation and test (what the chapters use)."""
+    """The recipe's scenes for training; rooms for validation and test (what the chapters use).
+    With ``render``: training scenes at that size (cut into windows by the batches), validation
+    and test scenes cut into the grid of tiles."""
     from lib.data import SyntheticRGBD
     scenes = recipe.scenes if split == "train" else "rooms"
-    return SyntheticRGBD(n, size=tuple(recipe.size), seed=recipe.seed, split=split, progress=progress,
+    size = tuple(recipe.render or recipe.size)
+    data = SyntheticRGBD(n, size=size, seed=recipe.seed, split=split, progress=progress,
                          scenes=scenes)
+    return _Tiles(data, tuple(recipe.size)) if recipe.render and split != "train" else data
 
 
 def _align(recipe: DepthRecipe, pred, target, valid):
@@ -236,9 +279,12 @@ def evaluate_depth(model: nn.Module, recipe: DepthRecipe, device="cpu") -> dict[
                     f"{prefix}_flat_delta1": flat["delta1"]})
 
     scores("test", pred, batch["depth"], batch["valid"])
-    moto = Rescale(tuple(recipe.size))(middlebury_motorcycle())
-    p = model(moto["image"][None].to(device))["depth"].float().cpu()
-    scores("moto", p, moto["depth"][None], moto["valid"][None])
+    moto = Rescale(tuple(recipe.render or recipe.size))(middlebury_motorcycle())
+    tiles = _Tiles([moto], tuple(recipe.size)) if recipe.render else [moto]
+    mb = torch.utils.data.default_collate([{k: t[k] for k in ("image", "depth", "valid")}
+                                           for t in tiles])
+    p = model(mb["image"].to(device))["depth"].float().cpu()
+    scores("moto", p, mb["depth"], mb["valid"])
     return {k: round(float(v), 5) for k, v in out.items()}
 
 
@@ -306,6 +352,15 @@ ENTRIES: dict[str, Entry] = {
         build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
         data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed'; never the motorcycle",
         outputs="dict with depth (B,1,H,W) whose inverse is disparity up to scale and shift"),
+    "fine": Entry(
+        name="fine",
+        description="patch fusion's fine network: the depth model fine-tuned on 64x96 windows of "
+                    "256x384 renders (a quarter of the view at full resolution, the P16 tile)",
+        recipe=DepthRecipe(init="depth", render=(256, 384), n_train=1200, n_val=8, n_test=32,
+                           steps=1500, lr=1e-3, zoom=(0.8, 1.0)),
+        build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
+        data="lib.data.SyntheticRGBD at 256x384, split train, seed 0, scenes 'mixed', random "
+             "64x96 windows; test: the 4x4 grid of tiles of 32 test rooms and of the motorcycle"),
     "encoder": Entry(
         name="encoder",
         description="a backbone that knows where the objects are: DepthMaskNet(width 8) trained "

@@ -166,3 +166,27 @@ def test_a_mask_backbone_is_scored_by_object_iou(tiny, monkeypatch):
     _variant(monkeypatch, "tiny_bad", task="segmentation")
     with pytest.raises(zoo.ZooError, match="task must be one of"):
         zoo.train("tiny_bad", device="cpu", progress=False)
+
+
+@pytest.mark.slow
+def test_a_fine_network_trains_on_windows_and_is_scored_on_the_tiles(tiny, monkeypatch):
+    _variant(monkeypatch, "tiny_fine", size=(16, 16), render=(32, 48), init="")
+    card = zoo.train("tiny_fine", device="cpu", progress=False)
+    recipe = zoo.ENTRIES["tiny_fine"].recipe
+    tiles = zoo._depth_data(recipe, "test", recipe.n_test)
+    assert len(tiles) == recipe.n_test * 2 * 3 and tiles[0]["image"].shape == (3, 16, 16)
+    scene = zoo._depth_data(recipe, "train", recipe.n_test)      # rendered whole
+    assert scene[0]["image"].shape == (3, 32, 48)
+    # tile 4 of scene 0 is row 1, column 1 of the grid of the whole test scene
+    from lib.data import SyntheticRGBD
+    whole = SyntheticRGBD(recipe.n_test, size=(32, 48), seed=0, split="test")[0]
+    assert torch.equal(tiles[4]["depth"], whole["depth"][:, 16:32, 16:32])
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(3, 3, 32, 48), "depth": torch.rand(3, 1, 32, 48)}
+    win = zoo._random_windows(batch, (16, 16), g)
+    assert win["image"].shape == (3, 3, 16, 16)
+    for i in range(3):                                    # each window is a piece of its own image
+        hits = [(t, l) for t in range(17) for l in range(33)
+                if torch.equal(batch["depth"][i, :, t:t + 16, l:l + 16], win["depth"][i])]
+        assert len(hits) == 1
+    assert "moto_abs_rel" in card["metrics"]
