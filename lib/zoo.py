@@ -355,7 +355,7 @@ ENTRIES: dict[str, Entry] = {
     "fine": Entry(
         name="fine",
         description="patch fusion's fine network: the depth model fine-tuned on 64x96 windows of "
-                    "256x384 renders (a quarter of the view at full resolution, the P16 tile)",
+                    "256x384 renders (a quarter of each side at full resolution, the P16 tile)",
         recipe=DepthRecipe(init="depth", render=(256, 384), n_train=1200, n_val=8, n_test=32,
                            steps=1500, lr=1e-3, zoom=(0.8, 1.0)),
         build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
