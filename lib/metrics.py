@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "EPS",
+    "abs_rel_per_image",
     "align",
     "align_median",
     "align_scale_shift",
@@ -275,6 +276,31 @@ def align(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
 # ----------------------------------------------------------------------------- dense metrics
 
 
+def _prepared(pred, target, valid):
+    """float64 prediction (clamped to ``EPS``) and target, 1 where not valid; valid counts."""
+    _check_maps(pred, target, valid)
+    n = _counts(valid)
+    one = torch.ones_like(target, dtype=torch.float64)
+    p = torch.where(valid, pred.double().clamp(min=EPS), one)
+    g = torch.where(valid, target.double(), one)
+    return p, g, n
+
+
+def abs_rel_per_image(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    r"""AbsRel of every image, ``(B,)`` float64: :math:`\mathrm{mean}\,|p - g| / g` over its
+    valid pixels, NaN for an image with none. The values whose mean is
+    :func:`depth_metrics`' ``abs_rel``, for paired comparisons over the same images.
+
+    Example:
+        >>> g = torch.tensor([[[[1.0, 2.0]]], [[[4.0, 4.0]]]])
+        >>> abs_rel_per_image(torch.tensor([[[[1.0, 3.0]]], [[[2.0, 4.0]]]]), g, g > 0).tolist()
+        [0.25, 0.25]
+    """
+    p, g, n = _prepared(pred, target, valid)
+    per = _masked_mean((p - g).abs() / g, valid, n)
+    return torch.where(n > 0, per, torch.full_like(per, math.nan))
+
+
 def depth_metrics(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
     r"""The standard depth error table (Eigen et al. 2014), per image over valid pixels, then the mean over images.
 
@@ -308,11 +334,7 @@ def depth_metrics(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor)
         >>> m["abs_rel"], round(m["rmse"], 4), m["delta1"], m["delta2"]   # rmse = sqrt((0 + 1) / 2)
         (0.25, 0.7071, 0.5, 1.0)
     """
-    _check_maps(pred, target, valid)
-    n = _counts(valid)
-    one = torch.ones_like(target, dtype=torch.float64)
-    p = torch.where(valid, pred.double().clamp(min=EPS), one)
-    g = torch.where(valid, target.double(), one)
+    p, g, n = _prepared(pred, target, valid)
 
     def mean(x: torch.Tensor) -> torch.Tensor:
         return _masked_mean(x, valid, n)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lib.metrics as M
-from lib.metrics import (EPS, align, align_median, align_scale_shift, depth_edges, depth_metrics,
+from lib.metrics import (EPS, abs_rel_per_image, align, align_median, align_scale_shift, depth_edges, depth_metrics,
                          flat_map, soft_edge_error, soft_edge_error_map, whdr)
 
 KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
@@ -510,3 +510,17 @@ def test_flat_map_is_each_images_valid_median_everywhere():
     assert out.shape == t.shape
     assert torch.all(out[0] == 2.0)                   # median of 1, 2, 3
     assert torch.all(out[1] == out[1, 0, 0, 0]) and 6.0 <= float(out[1, 0, 0, 0]) <= 7.0
+
+
+def test_abs_rel_per_image_is_what_depth_metrics_averages():
+    g = torch.rand(5, 1, 6, 7, generator=torch.Generator().manual_seed(0)) * 4 + 1
+    p = g * (1 + 0.3 * torch.randn(5, 1, 6, 7, generator=torch.Generator().manual_seed(1))).abs()
+    v = torch.rand(5, 1, 6, 7, generator=torch.Generator().manual_seed(2)) > 0.3
+    v[3] = False                                                    # an image with no valid pixel
+    per = abs_rel_per_image(p, g, v)
+    assert per.shape == (5,) and per.dtype == torch.float64 and torch.isnan(per[3])
+    for i in (0, 1, 2, 4):                       # by hand, over the valid pixels of image i
+        by_hand = ((p[i] - g[i]).abs() / g[i])[v[i]].double().mean()
+        assert per[i].item() == pytest.approx(by_hand.item(), rel=1e-6)
+    keep = [0, 1, 2, 4]
+    assert per[keep].mean().item() == pytest.approx(depth_metrics(p[keep], g[keep], v[keep])["abs_rel"])
