@@ -42,6 +42,7 @@ __all__ = [
     "depth_edges",
     "depth_metrics",
     "flat_map",
+    "psnr_per_image",
     "soft_edge_error",
     "soft_edge_error_map",
     "whdr",
@@ -550,3 +551,44 @@ def soft_edge_error(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     count = edges.sum(dim=_DIMS).double()
     per_image = torch.where(edges, see, torch.zeros_like(see)).sum(dim=_DIMS) / count.clamp(min=1)
     return float(_batch_mean(per_image, count > 0, "edge pixel"))
+
+
+# ----------------------------------------------------------------------------- images
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                   peak: float = 1.0) -> torch.Tensor:
+    r"""Peak signal-to-noise ratio of each image, :math:`10\log_{10}(\mathrm{peak}^2/\mathrm{MSE})` dB.
+
+    The MSE is over all channels and pixels, or over the pixels where ``mask`` is True (an image
+    without any such pixel gets NaN). ``kornia.metrics.psnr`` gives the same number for one image
+    without a mask; this is the per-image version that paired comparisons need.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` images on the same scale (sRGB in [0, 1] for ``peak=1``).
+        mask: optional ``(B,1,H,W)`` bool. peak: the largest possible value.
+
+    Returns:
+        ``(B,)`` dB (infinite MSE floors at 1e-10, i.e. at most 100 dB for ``peak=1``).
+
+    Example:
+        >>> psnr_per_image(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.1))
+        tensor([20.])
+    """
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("pred and target must be torch tensors")
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(f"pred and target must be (B,C,H,W) of one shape, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
+    if not peak > 0:
+        raise ValueError(f"peak must be > 0, got {peak!r}")
+    err = (pred.float() - target.float()) ** 2
+    if mask is None:
+        mse = err.flatten(1).mean(1)
+    else:
+        if mask.dtype != torch.bool or mask.shape != (pred.shape[0], 1, *pred.shape[-2:]):
+            raise ValueError(f"mask must be a bool (B,1,H,W) tensor, got {mask.dtype} "
+                             f"{tuple(mask.shape)}")
+        m = mask.expand_as(err).float()
+        n = m.flatten(1).sum(1)
+        mse = (err * m).flatten(1).sum(1) / n.clamp(min=1)
+        mse = torch.where(n > 0, mse, torch.full_like(mse, float("nan")))
+    return 10 * torch.log10(peak ** 2 / mse.clamp(min=1e-10))

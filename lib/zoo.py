@@ -20,8 +20,8 @@ and fails when a metric moved beyond a small tolerance::
     python -m lib.zoo train depth          # run the recipe (resumable: rerun after a stop)
     python -m lib.zoo verify               # sha256 + metrics of every shipped model
 
->>> sorted(ENTRIES)[:1]
-['depth']
+>>> 'depth' in ENTRIES and 'bokeh_gan' in ENTRIES
+True
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from torch import nn
 
 from lib.paths import REPO, data_dir
 
-__all__ = ["ENTRIES", "Entry", "DepthRecipe", "load", "card", "train", "verify", "weights_dir", "shipped",
+__all__ = ["ENTRIES", "Entry", "DepthRecipe", "BokehRecipe", "FusionRecipe", "bokeh_pairs", "recipe", "load", "card", "train", "verify", "weights_dir", "shipped",
            "ZooError"]
 
 
@@ -320,6 +320,239 @@ def _train_depth(entry: "Entry", recipe: DepthRecipe, device, progress: bool):
     return model, curve
 
 
+# --------------------------------------------------------------------------- the bokeh recipe
+@dataclass
+class BokehRecipe:
+    """A learned depth-of-field renderer (chapter 11) trained on ray-traced thin-lens pairs.
+
+    ``kind="gan"``: :class:`lib.models.Pix2Pix` (U-Net generator and PatchGAN critic) on
+    BCE + ``l1_weight`` L1, pix2pix's objective; ``kind="vae"``: :class:`lib.models.ConditionalVAE`
+    (the same U-Net as decoder) on the negative ELBO with likelihood ``sigma``. Pairs:
+    :class:`lib.data.BokehPairs` of ``size`` with ``samples`` lens points and the largest CoC
+    radius uniform in ``max_blur`` pixels; the networks train on random ``crop`` windows
+    (:func:`lib.train.renderer.fit_renderer`; both kinds see the same batches).
+    """
+    kind: str = "gan"
+    size: tuple[int, int] = (128, 128)
+    n_train: int = 1024
+    n_test: int = 32
+    samples: int = 128
+    max_blur: tuple[float, float] = (4.0, 16.0)
+    width: int = 16
+    depth: int = 4
+    critic_width: int = 16
+    critic_layers: int = 3
+    critic_norm: str = "instance"
+    latent: int = 8
+    sigma: float = 0.05
+    l1_weight: float = 100.0
+    crop: int = 64
+    batch_size: int = 16
+    steps: int = 3600
+    lr: float = 2e-4
+    log_every: int = 100
+    seed: int = 0
+
+
+def _bokeh_model(recipe: BokehRecipe) -> nn.Module:
+    from lib.models import ConditionalVAE, Pix2Pix
+    if recipe.kind == "gan":
+        return Pix2Pix(recipe.width, recipe.depth, recipe.critic_width, recipe.critic_layers,
+                       recipe.critic_norm)
+    if recipe.kind == "vae":
+        return ConditionalVAE(recipe.width, recipe.depth, recipe.latent)
+    raise ZooError(f"kind must be 'gan' or 'vae', got {recipe.kind!r}")
+
+
+def bokeh_pairs(recipe: BokehRecipe, split: str, n: int, seed: int | None = None,
+                progress: bool = False) -> dict:
+    """The recipe's thin-lens pairs of ``split``, stacked: image, target, disparity, depth
+    (N,C,H,W) and focus_disparity, K (N,). ``seed`` defaults to the recipe's."""
+    from lib.data import BokehPairs
+    ds = BokehPairs(n, size=tuple(recipe.size), seed=recipe.seed if seed is None else seed,
+                    split=split, samples=recipe.samples, max_blur=tuple(recipe.max_blur),
+                    progress=progress)
+    keys = ("image", "target", "disparity", "depth", "focus_disparity", "K")
+    items = [ds[i] for i in range(len(ds))]
+    return {k: torch.stack([it[k] for it in items]) for k in keys}
+
+
+def _train_bokeh(entry: "Entry", recipe: BokehRecipe, device, progress: bool):
+    from lib.runtime import seed_everything
+    from lib.train.renderer import fit_renderer
+
+    pairs = bokeh_pairs(recipe, "train", recipe.n_train, progress=progress)
+    seed_everything(recipe.seed)
+    model = _bokeh_model(recipe)
+    log = fit_renderer(model, pairs, recipe.kind, steps=recipe.steps, batch_size=recipe.batch_size,
+                       crop=recipe.crop, lr=recipe.lr, l1_weight=recipe.l1_weight,
+                       sigma=recipe.sigma, seed=recipe.seed, device=device,
+                       checkpoint=data_dir() / "zoo" / entry.name / "train.pt",
+                       checkpoint_every=recipe.log_every * 2, log_every=recipe.log_every,
+                       progress=progress)
+    return model, log
+
+
+@torch.no_grad()
+def evaluate_bokeh(model: nn.Module, recipe: BokehRecipe, device="cpu") -> dict[str, float]:
+    """PSNR and SSIM against the thin lens on the test split, beside the all-in-focus input and
+    chapter 09's layered and scatter renderers given the same true disparity; for the GAN the
+    critic's mean probability "real" on the true and on the generated test renders, and its loss
+    (log 2 = 0.693 is a critic that cannot tell them apart); for the VAE the KL of its code."""
+    import kornia
+    import torch.nn.functional as F
+
+    from lib import metrics
+    from lib.bokeh import render_bokeh
+    from lib.models import bokeh_condition, vae_loss
+
+    model = model.to(device).eval()
+    p = bokeh_pairs(recipe, "test", recipe.n_test)
+    cond = bokeh_condition(p["image"], p["disparity"], p["focus_disparity"], p["K"])
+    fake = torch.cat([model(c.to(device)).float().cpu() for c in cond.split(8)])
+    lens = (p["disparity"], p["focus_disparity"], p["K"])
+    outs = {"": fake, "_input": p["image"], "_layered": render_bokeh(p["image"], *lens),
+            "_scatter": render_bokeh(p["image"], *lens, method="scatter")}
+    out = {}
+    for key, img in outs.items():
+        img = img.clamp(0, 1)
+        out[f"test_psnr{key}"] = float(metrics.psnr_per_image(img, p["target"]).mean())
+        out[f"test_ssim{key}"] = float(kornia.metrics.ssim(img, p["target"], 7).mean())
+    if recipe.kind == "gan":
+        real_logit = model.critic(cond, p["target"])
+        fake_logit = model.critic(cond, fake)
+        out["test_d_real"] = float(torch.sigmoid(real_logit).mean())
+        out["test_d_fake"] = float(torch.sigmoid(fake_logit).mean())
+        out["test_critic_loss"] = float(0.5 * (
+            F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))))
+    else:
+        mu, logvar = model.encode(cond, p["target"])
+        out["test_kl"] = float(vae_loss(fake, p["target"], mu, logvar, recipe.sigma)["kl"])
+    return {k: round(v, 5) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- the fusion recipe
+@dataclass
+class FusionRecipe:
+    """Patch fusion's fusion network (chapter 08) on two frozen shipped models, ``coarse`` and
+    ``fine``: :class:`lib.models.PatchFusion` trained on pairs of shifted tile crops of
+    ``size`` scenes (rooms) with :func:`lib.models.fusion.fusion_pair_loss` (log-depth L1 plus
+    PatchFusion's consistency term), AdamW with a cosine schedule (:func:`lib.train.fit`)."""
+    coarse: str = "depth"
+    fine: str = "fine"
+    size: tuple[int, int] = (256, 384)
+    process: tuple[int, int] = (64, 96)
+    width: int = 8
+    n_train: int = 400
+    n_test: int = 16
+    batch_size: int = 4
+    steps: int = 2000
+    lr: float = 3e-3
+    consistency_weight: float = 0.1
+    consistency_depth: float = 0.1
+    feature_weight: float = 1.0
+    max_shift: float = 0.5
+    val_every: int = 250
+    seed: int = 0
+
+
+def _fusion_model(recipe: FusionRecipe) -> nn.Module:
+    from lib.models import PatchFusion
+    return PatchFusion(load(recipe.coarse, "cpu"), load(recipe.fine, "cpu"), tuple(recipe.process),
+                       width=recipe.width)
+
+
+def _fusion_tile(recipe: FusionRecipe) -> tuple[int, int]:
+    H, W = recipe.size
+    return (-(-H // 4), -(-W // 4))                                  # the P16 tile
+
+
+def _train_fusion(entry: "Entry", recipe: FusionRecipe, device, progress: bool):
+    from torch.utils.data import DataLoader
+
+    from lib.data import SyntheticRGBD
+    from lib.models.fusion import fusion_pair_loss, pair_forward
+    from lib.runtime import seed_everything
+    from lib.train import fit
+
+    scenes = SyntheticRGBD(recipe.n_train, size=tuple(recipe.size), seed=recipe.seed,
+                           split="train", progress=progress)
+    keep = ("image", "depth", "valid")
+    seed_everything(recipe.seed)
+    model = _fusion_model(recipe)
+    pairs = torch.Generator().manual_seed(recipe.seed)
+    tile = _fusion_tile(recipe)
+    loader = DataLoader(_Keys(scenes, keep), batch_size=recipe.batch_size, shuffle=True,
+                        drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
+
+    def loss(out, batch):
+        return fusion_pair_loss(out, batch, tuple(recipe.process),
+                                consistency_weight=recipe.consistency_weight,
+                                depth_weight=recipe.consistency_depth,
+                                feature_weight=recipe.feature_weight)
+
+    history = fit(model, loader, loss, steps=recipe.steps, lr=recipe.lr, device=device,
+                  seed=recipe.seed, forward=lambda m, b: pair_forward(m, b, tile, recipe.max_shift, pairs),
+                  checkpoint=data_dir() / "zoo" / entry.name / "train.pt",
+                  checkpoint_every=recipe.val_every, resume=True, progress=progress, log_every=50)
+    curve = [{"step": r["step"], "loss": round(r["loss"], 5)} for r in history.train]
+    return model, curve
+
+
+class _Keys(torch.utils.data.Dataset):
+    """Items of ``base`` with only ``keys`` (so that they collate)."""
+
+    def __init__(self, base, keys):
+        self.base, self.keys = base, keys
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = self.base[i]
+        return {k: item[k] for k in self.keys}
+
+
+@torch.no_grad()
+def evaluate_fusion(model: nn.Module, recipe: FusionRecipe, device="cpu") -> dict[str, float]:
+    """P49 on the test rooms (and the motorcycle) at ``size``, after median scaling: AbsRel,
+    soft edge error and tile consistency error of the fusion, beside the coarse pass alone and
+    naive fine tiling; and the fusion's mean gate."""
+    from lib import metrics
+    from lib.data import SyntheticRGBD, middlebury_motorcycle
+    from lib.models import tile_consistency_error, tiled_predict
+    from lib.transforms import Rescale
+
+    model = model.to(device).eval()
+    size, P = tuple(recipe.size), tuple(recipe.process)
+    test = SyntheticRGBD(recipe.n_test, size=size, seed=recipe.seed, split="test")
+    items = [test[i] for i in range(len(test))] + [Rescale(size)(middlebury_motorcycle())]
+    methods = {"": lambda x: tiled_predict(model, x, "P49", progress=False, return_info=True),
+               "_coarse": lambda x: (model.coarse_predict(x), None),
+               "_naive": lambda x: tiled_predict(model.fine, x, "P49", process_size=P,
+                                                 progress=False, return_info=True)}
+    out = {}
+    for key, predict in methods.items():
+        preds, tces = [], []
+        for it in items:
+            depth, info = predict(it["image"][None].to(device))
+            preds.append(depth.float().cpu())
+            if info is not None:
+                tces.append(tile_consistency_error(info["log_tiles"], info["boxes"], size))
+        for prefix, sl in (("test", slice(0, -1)), ("moto", slice(-1, None))):
+            p = torch.cat(preds[sl])
+            t = torch.stack([it["depth"] for it in items[sl]])
+            v = torch.stack([it["valid"] for it in items[sl]])
+            a = metrics.align_median(p, t, v)[0]
+            out[f"{prefix}_abs_rel{key}"] = metrics.depth_metrics(a, t, v)["abs_rel"]
+            if prefix == "test":
+                out[f"test_see{key}"] = metrics.soft_edge_error(a, t, v)
+                if tces:
+                    out[f"test_tce{key}"] = float(sum(tces[:-1]) / len(tces[:-1]))
+    return {k: round(float(v), 5) for k, v in out.items()}
+
+
 # --------------------------------------------------------------------------- entries
 @dataclass
 class Entry:
@@ -369,6 +602,34 @@ ENTRIES: dict[str, Entry] = {
         build=_depth_model, train=_train_depth, evaluate=evaluate_depth,
         data="lib.data.SyntheticRGBD, split train, seed 0, scenes 'mixed', masks only",
         outputs="dict with mask (B,1,H,W) logits of 'object' and features (B,64,H/16,W/16)"),
+    "bokeh_gan": Entry(
+        name="bokeh_gan",
+        description="pix2pix for depth of field: a U-Net generator (width 16, 4 levels) and a "
+                    "70x70 PatchGAN critic trained on ray-traced thin-lens pairs at 128x128 "
+                    "with blur radii up to 16 px",
+        recipe=BokehRecipe(kind="gan"), build=_bokeh_model, train=_train_bokeh,
+        evaluate=evaluate_bokeh, tolerance=0.02,
+        data="lib.data.BokehPairs, split train, seed 0, 128x128, 128 lens samples, largest CoC "
+             "radius uniform in 4-16 px; test: 32 pairs of the test split",
+        outputs="Pix2Pix: forward(condition (B,7,H,W)) -> (B,3,H,W) sRGB; .critic(cond, image)"),
+    "bokeh_vae": Entry(
+        name="bokeh_vae",
+        description="a conditional VAE for depth of field: the same U-Net as decoder (8 latent "
+                    "channels at 1/16) trained on the negative ELBO on the same pairs",
+        recipe=BokehRecipe(kind="vae"), build=_bokeh_model, train=_train_bokeh,
+        evaluate=evaluate_bokeh, tolerance=0.02,
+        data="lib.data.BokehPairs, split train, seed 0, 128x128, 128 lens samples, largest CoC "
+             "radius uniform in 4-16 px; test: 32 pairs of the test split",
+        outputs="ConditionalVAE: forward(condition (B,7,H,W)) -> (B,3,H,W) sRGB (z = 0)"),
+    "fusion": Entry(
+        name="fusion",
+        description="patch fusion's fusion network (width 8) on the frozen zoo models 'depth' "
+                    "(coarse) and 'fine', trained on shifted pairs of P16 tiles of 256x384 rooms "
+                    "with log-depth L1 and PatchFusion's consistency loss",
+        recipe=FusionRecipe(), build=_fusion_model, train=_train_fusion, evaluate=evaluate_fusion,
+        data="lib.data.SyntheticRGBD at 256x384, split train, seed 0, rooms; test: 16 test "
+             "rooms and the motorcycle at 256x384, P49",
+        outputs="PatchFusion: tiled_predict(model, image, 'P49') -> depth (B,1,H,W) metres"),
 }
 
 
@@ -407,6 +668,11 @@ def card(name: str) -> dict:
         return json.loads(card_path.read_text())
     except json.JSONDecodeError as e:
         raise ZooError(f"{card_path} is not a readable card ({e}): {_retrain_hint(name)}") from None
+
+
+def recipe(name: str):
+    """The recipe a shipped model was trained with (from its card), e.g. to draw more data."""
+    return _recipe_from_card(_entry(name), card(name))
 
 
 def load(name: str, device="auto") -> nn.Module:

@@ -12,7 +12,9 @@ from lib.models.fusion import (
     GlobalContext,
     PatchFusion,
     consistency_loss,
+    fusion_pair_loss,
     overlap_difference,
+    pair_forward,
     shifted_pairs,
 )
 
@@ -180,3 +182,34 @@ def test_consistency_loss_without_overlap_is_a_differentiable_zero():
     assert float(loss.detach()) == 0.0 and x.grad is not None and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="one shape"):
         overlap_difference(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 5), torch.zeros(1, 4), torch.zeros(1, 4))
+
+
+# ----------------------------------------------------------------------------- pair training
+def test_pair_forward_and_its_loss_by_hand():
+    pf = make()
+    g = torch.Generator().manual_seed(0)
+    depth = torch.rand(2, 1, 64, 96, generator=g) + 1.0
+    valid = torch.rand(2, 1, 64, 96, generator=g) > 0.2
+    batch = {"image": torch.rand(2, 3, 64, 96, generator=g), "depth": depth, "valid": valid}
+    out = pair_forward(pf, batch, (16, 32), generator=torch.Generator().manual_seed(1))
+    a, b = shifted_pairs(64, 96, (16, 32), 2, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out["box_a"], a) and torch.equal(out["box_b"], b)
+    assert out["depth"].shape == (4, 1, *P) and out["index"].tolist() == [0, 1, 0, 1]
+    # the depth term by hand: boxes are integer and the tile 16x32 is P, so each crop is a slice
+    errs, n = 0.0, 0
+    for k, box in enumerate(torch.cat([a, b]).long().tolist()):
+        i = k % 2
+        y0, x0, y1, x1 = box
+        t, v = depth[i, 0, y0:y1, x0:x1], valid[i, 0, y0:y1, x0:x1]
+        e = (out["depth"][k, 0].log() - t.log()).abs()
+        errs, n = errs + float(e[v].sum()), n + int(v.sum())
+    plain = fusion_pair_loss(out, batch, P, consistency_weight=0.0)
+    assert float(plain) == pytest.approx(errs / n, rel=1e-5)
+    half = [{k: out[k][i * 2:(i + 1) * 2] for k in ("depth", "features")} for i in (0, 1)]
+    full = fusion_pair_loss(out, batch, P, consistency_weight=0.3, depth_weight=0.2,
+                            feature_weight=0.5)
+    cons = consistency_loss(half[0], half[1], a, b, depth_weight=0.2, feature_weight=0.5, weight=0.3)
+    assert float(full) == pytest.approx(float(plain + cons), rel=1e-6)
+    full.backward()
+    grads = [p.grad for p in pf.fusion.parameters()]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)

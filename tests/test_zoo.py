@@ -190,3 +190,31 @@ def test_a_fine_network_trains_on_windows_and_is_scored_on_the_tiles(tiny, monke
                 if torch.equal(batch["depth"][i, :, t:t + 16, l:l + 16], win["depth"][i])]
         assert len(hits) == 1
     assert "moto_abs_rel" in card["metrics"]
+
+
+@pytest.mark.slow
+def test_a_fusion_network_trains_on_frozen_shipped_models(tiny, monkeypatch):
+    recipe = zoo.FusionRecipe(coarse="tiny", fine="tiny", size=(64, 96), process=(16, 32), width=4,
+                              n_train=4, n_test=2, batch_size=2, steps=4, val_every=2)
+    base = zoo.ENTRIES["fusion"]
+    monkeypatch.setitem(zoo.ENTRIES, "tiny_fusion", zoo.Entry(
+        name="tiny_fusion", description="test", recipe=recipe, build=base.build, train=base.train,
+        evaluate=base.evaluate, data="test"))
+    card = zoo.train("tiny_fusion", device="cpu", progress=False)
+    for k in ("test_abs_rel", "test_abs_rel_coarse", "test_abs_rel_naive", "test_see",
+              "test_see_coarse", "test_tce", "test_tce_naive", "moto_abs_rel", "moto_abs_rel_coarse"):
+        assert k in card["metrics"], k
+    fused, coarse = zoo.load("tiny_fusion", "cpu"), zoo.load("tiny", "cpu")
+    for (k, a), b in zip(coarse.state_dict().items(), fused.coarse.state_dict().values()):
+        assert torch.equal(a, b), k                                   # the coarse net stayed frozen
+    # the coarse-only AbsRel on the card, by hand
+    from lib import metrics
+    from lib.data import SyntheticRGBD
+    test = SyntheticRGBD(2, size=(64, 96), seed=0, split="test")
+    with torch.no_grad():
+        p = torch.cat([fused.coarse_predict(test[i]["image"][None]) for i in range(2)])
+    t = torch.stack([test[i]["depth"] for i in range(2)])
+    v = torch.stack([test[i]["valid"] for i in range(2)])
+    want = metrics.depth_metrics(metrics.align_median(p, t, v)[0], t, v)["abs_rel"]
+    assert card["metrics"]["test_abs_rel_coarse"] == pytest.approx(want, abs=1e-4)
+    assert zoo.verify(["tiny_fusion"], log=lambda *a: None)

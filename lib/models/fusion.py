@@ -43,7 +43,8 @@ from torch import nn
 from lib.models.depth_net import _conv_norm_act
 from lib.models.tiling import _pair, crop_resize
 
-__all__ = ["GlobalContext", "FusionUNet", "PatchFusion", "shifted_pairs", "overlap_difference", "consistency_loss"]
+__all__ = ["GlobalContext", "FusionUNet", "PatchFusion", "shifted_pairs", "overlap_difference", "consistency_loss",
+           "pair_forward", "fusion_pair_loss"]
 
 
 def positional_encoding(h: int, w: int, channels: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -406,3 +407,41 @@ def consistency_loss(out_a: dict, out_b: dict, box_a: torch.Tensor, box_b: torch
         loss = loss + feature_weight * overlap_difference(out_a["features"], out_b["features"],
                                                           box_a, box_b, size, distance)
     return weight * loss
+
+
+def pair_forward(model: "PatchFusion", batch: dict, tile: tuple[int, int], max_shift: float = 0.5,
+                 generator: torch.Generator | None = None) -> dict:
+    """Consistency-aware training's forward pass: for every image of ``batch`` a pair of crops
+    (:func:`shifted_pairs`), both through ``model``. Returns the model's outputs for the 2B
+    boxes (the A crops, then the B crops) with ``boxes``, ``index``, ``box_a`` and ``box_b``
+    added. Use it as ``lib.train.fit(..., forward=lambda m, b: pair_forward(m, b, tile))``.
+    """
+    image = batch["image"]
+    B, _, H, W = image.shape
+    a, b = shifted_pairs(H, W, tile, B, max_shift=max_shift, generator=generator)
+    boxes, index = torch.cat([a, b]), torch.arange(B).repeat(2)
+    out = model(image, boxes.to(image.device), index.to(image.device))
+    out.update(boxes=boxes, index=index, box_a=a, box_b=b)
+    return out
+
+
+def fusion_pair_loss(out: dict, batch: dict, process_size: tuple[int, int], *,
+                     consistency_weight: float = 0.1, depth_weight: float = 0.1,
+                     feature_weight: float = 1.0) -> torch.Tensor:
+    """The training loss of a :func:`pair_forward` output: the log-depth L1 of every crop
+    against the true depth cropped to its box (nearest-neighbour, valid pixels only), plus
+    :func:`consistency_loss` of the A and B crops with the given weights (``consistency_weight=0``:
+    the ablation without it). A scalar tensor."""
+    boxes = out["boxes"].to(out["depth"].device)
+    index = out["index"].to(out["depth"].device)
+    gt = crop_resize(batch["depth"].float(), boxes, process_size, index, mode="nearest")
+    valid = crop_resize(batch["valid"].float(), boxes, process_size, index, mode="nearest") > 0.5
+    err = (torch.log(out["depth"].float()) - torch.log(gt.clamp(min=1e-6))).abs()
+    loss = (err * valid).sum() / valid.sum().clamp(min=1)
+    if consistency_weight == 0:
+        return loss
+    B = len(out["box_a"])
+    half = [{k: out[k][i * B:(i + 1) * B] for k in ("depth", "features")} for i in (0, 1)]
+    return loss + consistency_loss(half[0], half[1], out["box_a"], out["box_b"],
+                                   depth_weight=depth_weight, feature_weight=feature_weight,
+                                   weight=consistency_weight)

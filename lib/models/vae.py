@@ -75,8 +75,8 @@ def vae_loss(out: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: 
 class ConditionalVAE(nn.Module):
     """Conditional VAE: condition (B,7,H,W) [+ target (B,3,H,W)] -> image (B,3,H,W) (image + residual, as the GAN).
 
-    ``forward(cond, target)`` (training) encodes ``q(z | x, y)``, draws one reparameterised z and
-    returns ``(image, mu, logvar)``; ``forward(cond)`` (inference) decodes ``z = 0`` and returns the
+    ``forward(cond, target, generator=None)`` (training) encodes ``q(z | x, y)``, draws one
+    reparameterised z (with ``generator`` when given) and returns ``(image, mu, logvar)``; ``forward(cond)`` (inference) decodes ``z = 0`` and returns the
     image only; ``sample(cond, generator)`` decodes z drawn from the prior.
 
     The decoder is :class:`~lib.models.gan.UNetGenerator` (the GAN's generator, with the latent
@@ -91,6 +91,7 @@ class ConditionalVAE(nn.Module):
             raise ValueError(f"latent_channels must be a positive integer, got {latent_channels!r}")
         self.decoder = UNetGenerator(width, depth, latent_channels, in_channels)
         self.latent_channels, self.depth = latent_channels, depth
+        self.config = {"width": width, "depth": depth, "latent_channels": latent_channels}
         mods: list[nn.Module] = []
         c = in_channels + 3
         for k in range(depth):
@@ -115,12 +116,17 @@ class ConditionalVAE(nn.Module):
         m = 2 ** self.depth
         return (cond.shape[0], self.latent_channels, cond.shape[-2] // m, cond.shape[-1] // m)
 
-    def forward(self, cond: torch.Tensor, target: torch.Tensor | None = None):
+    def forward(self, cond: torch.Tensor, target: torch.Tensor | None = None,
+                generator: torch.Generator | None = None):
         if target is None:
             self.decoder.check(cond)
             return self.decoder(cond, cond.new_zeros(self._latent_shape(cond)))
         mu, logvar = self.encode(cond, target)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        if generator is None:
+            eps = torch.randn_like(mu)
+        else:                                 # a CPU generator: reproducible on any device
+            eps = torch.randn(mu.shape, generator=generator).to(mu.device, mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
         return self.decoder(cond, z), mu, logvar
 
     @torch.no_grad()
