@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,14 +49,22 @@ def to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def panels(items: Sequence, titles: Sequence[str], *, cmap: str = "magma_r", valid=None,
-           vmin=None, vmax=None, colorbar: bool = True, size: float = 2.6, suptitle: str | None = None):
-    """One row of panels: 3-channel items are shown as images, 1-channel ones as maps with a colour bar.
+           vmin=None, vmax=None, colorbar: bool = True, size: float = 2.6, suptitle: str | None = None,
+           max_cols: int = 4):
+    """Panels in rows of at most ``max_cols`` (legible in print): 3-channel items are shown as
+    images, 1-channel ones as maps with a colour bar.
 
     ``valid`` (a mask, or a list of masks) greys out invalid pixels of the maps. ``vmin``/``vmax``
-    fix a shared colour scale so depth maps are comparable across panels.
+    fix a shared colour scale so depth maps are comparable across panels. Five to eight panels
+    make two balanced rows (3 + 2, 3 + 3, 4 + 3, 4 + 4).
     """
-    fig, axes = plt.subplots(1, len(items), figsize=(size * len(items), size * 0.85), squeeze=False)
-    for k, (ax, item, title) in enumerate(zip(axes[0], items, titles)):
+    n = len(items)
+    rows = max(1, math.ceil(n / max_cols))
+    cols = max(1, math.ceil(n / rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * 0.85 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for k, (ax, item, title) in enumerate(zip(axes.flat, items, titles)):
         arr = to_numpy(item)
         if arr.ndim == 3:
             ax.imshow(np.clip(arr, 0, 1))
