@@ -39,6 +39,7 @@ __all__ = [
     "align",
     "align_median",
     "align_scale_shift",
+    "align_to_points",
     "depth_edges",
     "depth_metrics",
     "flat_map",
@@ -168,6 +169,71 @@ def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
     shift = torch.where(empty, torch.zeros_like(shift), shift)
     aligned = scale.view(-1, 1, 1, 1) * p + shift.view(-1, 1, 1, 1)
     return aligned.to(pred.dtype), scale.to(pred.dtype), shift.to(pred.dtype)
+
+
+def align_to_points(pred: torch.Tensor, points, distances, space: str = "depth"
+                    ) -> tuple[torch.Tensor, float, float]:
+    r"""Metric depth from a relative prediction and a few distances a user measured.
+
+    ``points`` are pixels ``(x, y)`` (column, row) whose true distances ``distances`` (metres)
+    are known (a tape measure, a ruler in the picture). With the predicted values :math:`p_i`
+    there and the measured :math:`g_i`:
+
+    - ``space="depth"`` (a model that predicts depth up to scale): one scale,
+      :math:`s = \sum p_i g_i / \sum p_i^2` (least squares; one point suffices),
+      depth :math:`= s\,p`;
+    - ``space="disparity"`` (a model that predicts disparity up to scale and shift, as MiDaS
+      and Depth Anything do, or depth whose inverse is that): scale and shift of
+      :math:`1/p` onto :math:`1/g` by least squares (two points at least, at different
+      distances), depth :math:`= 1 / (s / p + t)`, as :func:`align` does with every pixel.
+
+    Args:
+        pred: ``(1,H,W)`` or ``(H,W)`` predicted depth (> 0 at the points).
+        points: sequence of ``(x, y)`` integer pixel positions inside the image.
+        distances: the measured depths (metres, > 0), one per point.
+        space: ``"depth"`` or ``"disparity"``.
+
+    Returns:
+        ``(depth, scale, shift)``: the metric map, shaped like ``pred``, and the fitted numbers
+        (``shift`` is 0 for ``"depth"``). A disparity fit that makes some pixel's disparity
+        non-positive (beyond infinity) clamps it to a small positive value.
+
+    Example:
+        >>> p = torch.tensor([[1.0, 2.0], [4.0, 8.0]])
+        >>> d, s, t = align_to_points(p, [(0, 0), (1, 1)], [3.0, 24.0])
+        >>> round(s, 4), d[1, 0].item()
+        (3.0, 12.0)
+    """
+    if space not in ("depth", "disparity"):
+        raise ValueError(f"space must be 'depth' or 'disparity', got {space!r}")
+    if not isinstance(pred, torch.Tensor) or pred.dim() not in (2, 3) or (
+            pred.dim() == 3 and pred.shape[0] != 1):
+        raise ValueError("pred must be one (H,W) or (1,H,W) depth map")
+    H, W = pred.shape[-2:]
+    pts = [tuple(int(v) for v in xy) for xy in points]
+    g = torch.as_tensor(distances, dtype=torch.float64).flatten()
+    if len(pts) != len(g) or not pts:
+        raise ValueError(f"need one distance per point, got {len(pts)} points and {len(g)} "
+                         "distances")
+    for x, y in pts:
+        if not (0 <= x < W and 0 <= y < H):
+            raise ValueError(f"point (x={x}, y={y}) lies outside the {W}x{H} image")
+    if not (torch.isfinite(g).all() and (g > 0).all()):
+        raise ValueError(f"distances must be positive metres, got {g.tolist()}")
+    flat = pred.double().reshape(H, W)
+    p = torch.stack([flat[y, x] for x, y in pts])
+    if not (torch.isfinite(p).all() and (p > 0).all()):
+        raise ValueError("the prediction must be positive and finite at every point")
+    if space == "depth":
+        scale = float((p * g).sum() / (p * p).sum())
+        return (pred.double() * scale).to(pred.dtype), scale, 0.0
+    if len(set((1 / g).tolist())) < 2:
+        raise ValueError("a scale-and-shift fit needs two points at different distances")
+    x, y = 1 / p, 1 / g
+    A = torch.stack([x, torch.ones_like(x)], 1)
+    scale, shift = (float(v) for v in torch.linalg.lstsq(A, y[:, None]).solution[:, 0])
+    disp = (scale / pred.double() + shift).clamp(min=1e-6)
+    return (1 / disp).to(pred.dtype), scale, shift
 
 
 def flat_map(target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

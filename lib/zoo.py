@@ -44,7 +44,7 @@ from torch import nn
 
 from lib.paths import REPO, data_dir
 
-__all__ = ["ENTRIES", "Entry", "DepthRecipe", "BokehRecipe", "FusionRecipe", "bokeh_pairs", "recipe", "load", "card", "train", "verify", "weights_dir", "shipped",
+__all__ = ["ENTRIES", "Entry", "DepthRecipe", "BokehRecipe", "FusionRecipe", "bokeh_pairs", "recipe", "load", "export_onnx", "card", "train", "verify", "weights_dir", "shipped",
            "ZooError"]
 
 
@@ -698,6 +698,52 @@ def load(name: str, device="auto") -> nn.Module:
     return model.to(pick_device(device)).eval()
 
 
+class _Output(nn.Module):
+    """A zoo model with one tensor output, for ONNX: ``depth`` of a depth network."""
+
+    def __init__(self, model: nn.Module, key: str | None):
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, x):
+        out = self.model(x)
+        return out[self.key] if self.key else out
+
+
+def export_onnx(name: str, path, opset: int = 17) -> Path:
+    """Write the shipped model ``name`` as an ONNX file (for onnxruntime on any CPU).
+
+    Depth entries take ``image`` (B,3,H,W) sRGB in [0,1], H and W any multiples of 16, and
+    return ``depth`` (B,1,H,W) metres; the bokeh entries take ``condition`` (B,7,H,W)
+    (:func:`lib.models.bokeh_condition`) and return ``image``. ``fusion`` runs tile by tile and
+    is not exported (export ``depth`` and ``fine`` and tile in Python). Uses the TorchScript
+    exporter (``dynamo=False``), which needs no extra package; batch, height and width are
+    dynamic axes.
+    """
+    entry = _entry(name)
+    recipe = _recipe_from_card(entry, card(name))
+    model = load(name, "cpu")
+    if isinstance(recipe, DepthRecipe):
+        wrapped, key_in, key_out = _Output(model, "depth"), "image", "depth"
+        example = torch.rand(1, 3, *recipe.size)
+    elif isinstance(recipe, BokehRecipe):
+        wrapped, key_in, key_out = _Output(model, None), "condition", "image"
+        example = torch.rand(1, 7, *recipe.size)
+    else:
+        raise ZooError(f"{name!r} runs tile by tile and is not exported; export 'depth' and "
+                       "'fine' and tile in Python (lib.models.tiled_predict)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # the tracer's notes on shape checks
+        torch.onnx.export(wrapped.eval(), (example,), str(path), input_names=[key_in],
+                          output_names=[key_out], dynamic_axes={key_in: axes, key_out: axes},
+                          opset_version=opset, dynamo=False)
+    return path
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
@@ -799,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--set", nargs=2, action="append", default=[], metavar=("PARAM", "VALUE"),
                    help="change a recipe parameter (JSON value), e.g. --set steps 200")
+    x = sub.add_parser("export", help="write a shipped model as ONNX (for onnxruntime)")
+    x.add_argument("name")
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx")
     v = sub.add_parser("verify", help="sha256 and metrics of the shipped models against their cards")
     v.add_argument("names", nargs="*")
     args = p.parse_args(argv)
@@ -818,6 +867,14 @@ def main(argv: list[str] | None = None) -> int:
             overrides[k] = tuple(value) if isinstance(value, list) else value
         c = train(args.name, args.device, progress=not args.no_progress, resume=not args.fresh, **overrides)
         print(json.dumps(c["metrics"], indent=1))
+        return 0
+    if args.cmd == "export":
+        try:
+            out = export_onnx(args.name, args.onnx)
+        except ZooError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return 0
     return 0 if verify(args.names or None) else 1
 
