@@ -79,6 +79,39 @@ def test_wrong_type_is_refused(course_dirs, name, value, expected):
         catalog.resolve(catalog.find(["00"])[0], "quick", {name: catalog.parse_value(value)})
 
 
+@pytest.mark.parametrize("name,value,expected", [
+    ("steps", -5, "integer >= 1"), ("steps", 0, "integer >= 1"), ("lr", 0.0, "must be > 0"),
+    ("seed", -1, ">= 0")])
+def test_values_outside_their_range_are_refused_before_execution(course_dirs, capsys, name, value,
+                                                                  expected):
+    with pytest.raises(ValueError, match=expected):
+        catalog.resolve(catalog.find(["00"])[0], "quick", {name: value})
+    assert cli.main(["run", "00", "-p", name, str(value)]) == 2
+    assert expected.split()[0] in capsys.readouterr().err
+    assert not (course_dirs[1] / "00_first.ipynb").exists()
+
+
+def test_range_rules_by_name():
+    catalog.check_range("flip", 0.0)
+    catalog.check_range("process", [64, 96])
+    catalog.check_range("onnx_sizes", [[16, 32]])
+    for name, value, expected in [("flip", 1.5, r"\[0, 1\]"), ("max_shift", 1.0, r"\[0, 1\)"),
+                                  ("process", [60, 96], "multiples of 16"),
+                                  ("onnx_sizes", [[64, 90]], "multiples of 16"),
+                                  ("n_test", 2.0, "integer >= 1")]:
+        with pytest.raises(ValueError, match=expected):
+            catalog.check_range(name, value)
+    catalog.check_range("unknown_name", -1e9)                 # no rule: anything goes
+
+
+def test_every_chapter_default_and_profile_is_in_range():
+    for nb in catalog.find(None):
+        for k, v in nb.defaults().items():
+            catalog.check_range(k, v)
+        for profile in catalog.PROFILES:
+            catalog.resolve(nb, profile)
+
+
 def test_unknown_notebook_and_profile(course_dirs):
     with pytest.raises(ValueError, match="no notebook matches '07'.*00_first"):
         catalog.find(["07"])

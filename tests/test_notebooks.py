@@ -26,6 +26,16 @@ def test_notebook_is_committed_clean_and_parametrised(path):
     assert params["device"] == "auto" and params["profile"] == "quick"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_code_fits_the_page(path):
+    """At most 88 columns of code: wider lines wrap with continuation markers in the PDFs."""
+    cells = json.loads(path.read_text())["cells"]
+    long = [(k, line) for k, c in enumerate(cells) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines() if len(line) > 88]
+    assert not long, f"{path.name}: {len(long)} code lines over 88 columns, e.g. cell {long[0][0]}: " \
+                     f"{long[0][1][:60]!r}..."
+
+
 @pytest.fixture(scope="module")
 def smoke_runs():
     """Execute every notebook once with its smoke profile (into the tests' own reports dir)."""

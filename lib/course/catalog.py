@@ -138,10 +138,54 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     )
 
 
+# Ranges of the parameters whose names say what they are (the same name means the same thing in
+# every chapter). A value outside is refused before anything executes.
+_COUNTS = {"batch_size", "width", "fusion_width", "gt_samples", "n_test", "n_train", "n_val",
+           "n_labelled", "n_unlabelled", "n_minute", "n_folder", "n_draws", "n_pairs",
+           "n_test_pairs", "n_scenes", "n_photo_crops", "max_points", "tile_batch", "val_every",
+           "timing_batches", "grad_scales", "labelled_per_batch", "unlabelled_per_batch",
+           "timing_size"}
+_FRACTIONS = {"flip", "cutmix_p", "p_pinhole", "trim", "ignore_top", "si_lam", "silog_lam"}
+_POSITIVE = {"lr", "head_lr", "aperture", "max_blur", "your_scale", "see_threshold",
+             "silog_scale", "f_number"}
+_NON_NEGATIVE = {"seed", "n_random", "sigma", "reach", "edge_threshold", "margin", "alpha",
+                 "grad_alpha", "align_weight", "mask_weight", "consistency_weight",
+                 "consistency_depth", "feature_weight"}
+_MULTIPLES_OF_16 = {"process", "predict_size", "moto_size", "onnx_sizes"}
+
+
+def check_range(name: str, value: Any) -> None:
+    """Refuse a value outside the parameter's range (ValueError naming the valid range)."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if name in _COUNTS or name == "steps" or name.endswith("_steps"):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"parameter {name!r} must be an integer >= 1, got {value!r}")
+    elif name in _FRACTIONS:
+        if not (number(value) and 0 <= value <= 1):
+            raise ValueError(f"parameter {name!r} is a fraction: it must be in [0, 1], got {value!r}")
+    elif name == "max_shift":
+        if not (number(value) and 0 <= value < 1):
+            raise ValueError(f"parameter 'max_shift' must be in [0, 1), got {value!r}")
+    elif name in _POSITIVE:
+        if not (number(value) and value > 0):
+            raise ValueError(f"parameter {name!r} must be > 0, got {value!r}")
+    elif name in _NON_NEGATIVE:
+        if not (number(value) and value >= 0):
+            raise ValueError(f"parameter {name!r} must be >= 0, got {value!r}")
+    elif name in _MULTIPLES_OF_16:
+        flat = value if name != "onnx_sizes" else [v for hw in value for v in hw]
+        if not all(isinstance(v, int) and v > 0 and v % 16 == 0 for v in flat):
+            raise ValueError(f"parameter {name!r} must be sizes in pixels that are positive "
+                             f"multiples of 16, got {value!r}")
+
+
 def resolve(nb: Notebook, profile: str = "quick", overrides: dict[str, Any] | None = None) -> tuple[dict, dict]:
     """Final parameters for one run -> (all values, the ones that differ from the defaults).
 
-    Unknown names and values of the wrong type are refused here, before anything executes.
+    Unknown names, values of the wrong type and values outside their range (:func:`check_range`)
+    are refused here, before anything executes.
     """
     defaults = nb.defaults()
     chosen = {**profile_overrides(nb, profile), **(overrides or {})}
@@ -155,5 +199,6 @@ def resolve(nb: Notebook, profile: str = "quick", overrides: dict[str, Any] | No
     final = dict(defaults)
     for name, value in chosen.items():
         final[name] = coerce(name, value, defaults[name])
+        check_range(name, final[name])
     changed = {k: v for k, v in final.items() if v != defaults[k]}
     return final, changed
