@@ -471,7 +471,7 @@ def _fusion_tile(recipe: FusionRecipe) -> tuple[int, int]:
 def _train_fusion(entry: "Entry", recipe: FusionRecipe, device, progress: bool):
     from torch.utils.data import DataLoader
 
-    from lib.data import SyntheticRGBD
+    from lib.data import Fields, SyntheticRGBD
     from lib.models.fusion import fusion_pair_loss, pair_forward
     from lib.runtime import seed_everything
     from lib.train import fit
@@ -483,7 +483,7 @@ def _train_fusion(entry: "Entry", recipe: FusionRecipe, device, progress: bool):
     model = _fusion_model(recipe)
     pairs = torch.Generator().manual_seed(recipe.seed)
     tile = _fusion_tile(recipe)
-    loader = DataLoader(_Keys(scenes, keep), batch_size=recipe.batch_size, shuffle=True,
+    loader = DataLoader(Fields(scenes, keep), batch_size=recipe.batch_size, shuffle=True,
                         drop_last=True, generator=torch.Generator().manual_seed(recipe.seed))
 
     def loss(out, batch):
@@ -498,20 +498,6 @@ def _train_fusion(entry: "Entry", recipe: FusionRecipe, device, progress: bool):
                   checkpoint_every=recipe.val_every, resume=True, progress=progress, log_every=50)
     curve = [{"step": r["step"], "loss": round(r["loss"], 5)} for r in history.train]
     return model, curve
-
-
-class _Keys(torch.utils.data.Dataset):
-    """Items of ``base`` with only ``keys`` (so that they collate)."""
-
-    def __init__(self, base, keys):
-        self.base, self.keys = base, keys
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        item = self.base[i]
-        return {k: item[k] for k in self.keys}
 
 
 @torch.no_grad()

@@ -476,3 +476,19 @@ def test_transform_is_applied(nyu, redweb, diode, folder):
         plain, flipped = make(None)[0], make(flip)[0]
         assert flipped["flipped"] and "flipped" not in plain
         assert torch.equal(flipped["depth"], plain["depth"].flip(-1))
+
+
+def test_fields_keeps_only_the_keys_that_collate():
+    import torch
+    from torch.utils.data import default_collate
+
+    from lib.data import Fields
+    base = [{"image": torch.zeros(3, 2, 2), "name": f"n{i}", "depth": torch.ones(1, 2, 2)}
+            for i in range(3)]
+    view = Fields(base, ("image", "depth"))
+    assert len(view) == 3 and list(view[1]) == ["image", "depth"]
+    assert default_collate([view[i] for i in range(3)])["image"].shape == (3, 3, 2, 2)
+    with pytest.raises(KeyError, match="has no \\['valid'\\]"):
+        Fields(base)[0]
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        Fields(base, "image")

@@ -7,3 +7,4 @@ from lib.data.synthetic import SyntheticRGBD, synthetic_scene  # noqa: F401
 from lib.data.middlebury import middlebury_motorcycle  # noqa: F401
 from lib.data.formats import DIODE, ImageDepthFolder, NYUv2Labeled, ReDWeb  # noqa: F401
 from lib.data.bokeh_pairs import BokehPairs  # noqa: F401
+from lib.data.fields import Fields  # noqa: F401
