@@ -163,13 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                     raise FileNotFoundError(f"disparity map {path} does not exist")
                 raw = np.asarray(iio.imread(path)).astype(np.float32)
                 raw = raw[..., 0] if raw.ndim == 3 else raw
-                depth, valid, is_disp = torch.from_numpy(raw)[None], None, True
+                depth, is_disp = torch.from_numpy(raw)[None], True
                 valid = depth > 0
                 if a.max_blur is None:
                     a.max_blur = 12.0
             else:
-                depth, valid = load_depth(path, a.depth_scale)
-                is_disp = False
+                (depth, valid), is_disp = load_depth(path, a.depth_scale), False
             if depth.shape[-2:] != image.shape[-2:]:
                 raise ValueError(f"{path} is {depth.shape[-1]}x{depth.shape[-2]} but {a.image} is "
                                  f"{image.shape[-1]}x{image.shape[-2]}: they must match")

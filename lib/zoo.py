@@ -400,11 +400,11 @@ def evaluate_bokeh(model: nn.Module, recipe: BokehRecipe, device="cpu") -> dict[
     critic's mean probability "real" on the true and on the generated test renders, and its loss
     (log 2 = 0.693 is a critic that cannot tell them apart); for the VAE the KL of its code."""
     import kornia
-    import torch.nn.functional as F
 
     from lib import metrics
     from lib.bokeh import render_bokeh
-    from lib.models import bokeh_condition, vae_loss
+    from lib.models.gan import bokeh_condition, critic_loss_from_logits
+    from lib.models.vae import vae_loss
 
     model = model.to(device).eval()
     p = bokeh_pairs(recipe, "test", recipe.n_test)
@@ -423,9 +423,7 @@ def evaluate_bokeh(model: nn.Module, recipe: BokehRecipe, device="cpu") -> dict[
         fake_logit = model.critic(cond, fake)
         out["test_d_real"] = float(torch.sigmoid(real_logit).mean())
         out["test_d_fake"] = float(torch.sigmoid(fake_logit).mean())
-        out["test_critic_loss"] = float(0.5 * (
-            F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))))
+        out["test_critic_loss"] = float(critic_loss_from_logits(real_logit, fake_logit))
     else:
         mu, logvar = model.encode(cond, p["target"])
         out["test_kl"] = float(vae_loss(fake, p["target"], mu, logvar, recipe.sigma)["kl"])

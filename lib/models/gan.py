@@ -40,7 +40,7 @@ from lib.bokeh import check_image_and_disparity
 from lib.models import depth_net
 
 __all__ = ["bokeh_condition", "UNetGenerator", "PatchCritic", "Pix2Pix", "generator_loss", "critic_loss",
-           "gan_step", "CONDITION_CHANNELS"]
+           "critic_loss_from_logits", "gan_step", "CONDITION_CHANNELS"]
 
 CONDITION_CHANNELS = 7
 
@@ -275,12 +275,17 @@ class Pix2Pix(nn.Module):
         return self.generator(cond)
 
 
+def critic_loss_from_logits(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+    """``1/2 [BCE(logit_real, 1) + BCE(logit_fake, 0)]`` averaged over patches: log 2 when the
+    critic cannot tell the two apart (every logit 0)."""
+    return 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                  + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+
+
 def critic_loss(critic: PatchCritic, cond: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """``1/2 [BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)]`` averaged over patches; ``fake`` is detached
     (the critic's step must not move the generator). pix2pix halves it to slow the critic down."""
-    lr, lf = critic(cond, real), critic(cond, fake.detach())
-    return 0.5 * (F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr))
-                  + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
+    return critic_loss_from_logits(critic(cond, real), critic(cond, fake.detach()))
 
 
 def generator_loss(critic: PatchCritic | None, cond: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
@@ -319,8 +324,7 @@ def gan_step(generator: UNetGenerator, critic: PatchCritic, opt_g: torch.optim.O
     fake = generator(cond)
     opt_d.zero_grad(set_to_none=True)
     logit_real, logit_fake = critic(cond, real), critic(cond, fake.detach())
-    ld = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+    ld = critic_loss_from_logits(logit_real, logit_fake)
     ld.backward()
     opt_d.step()
     opt_g.zero_grad(set_to_none=True)
