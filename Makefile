@@ -3,7 +3,8 @@
 #   make course   execute every notebook (quick profile) and write reports/*.pdf, course.pdf, results.md
 #   make test     run the test suite (unit tests, notebook smoke runs, one PDF render)
 # Options: make course PROFILE=full (on a GPU), make course NB="02 04" (some chapters only),
-#          make course THREADS=1 (on a machine busy with other work).
+#          make course THREADS=1 (on a machine busy with other work),
+#          make course FORCE=1 (execute and render again even what is up to date).
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -34,8 +35,8 @@ tex: $(STAMP)
 
 # Execute (keep going past a failing chapter so every report is written), render, then fail if a chapter failed.
 course: $(STAMP) tex
-	@$(PY) -m lib.course run $(NB) --profile $(PROFILE) --keep-going $(if $(THREADS),--threads $(THREADS)); status=$$?; \
-	  $(PY) -m lib.course pdf $(NB) && exit $$status
+	@$(PY) -m lib.course run $(NB) --profile $(PROFILE) --keep-going $(if $(THREADS),--threads $(THREADS)) $(if $(FORCE),--force); status=$$?; \
+	  $(PY) -m lib.course pdf $(NB) $(if $(FORCE),--force) && exit $$status
 
 reports: $(STAMP)
 	$(PY) -m lib.course pdf $(NB)

@@ -168,8 +168,53 @@ def test_threads_option_reaches_the_kernel(course_dirs, monkeypatch):
     (res,) = execute.run(["02"], threads=1, log=lambda *a, **k: None)
     assert res.ok and res.record["numbers"]["omp"] == "1"
     assert "OMP_NUM_THREADS" not in __import__("os").environ  # restored after the run
-    (res,) = execute.run(["02"], log=lambda *a, **k: None)
+    (res,) = execute.run(["02"], log=lambda *a, **k: None, force=True)
     assert res.record["numbers"]["omp"] == "unset"
+
+
+def test_the_cache_reruns_only_what_changed(course_dirs, monkeypatch):
+    """Keys from content hashes: unchanged -> skipped; a parameter, the notebook, an upstream
+    checkpoint or a failed last run -> executed again; --force always executes."""
+    nbs, reports = course_dirs
+    write_nb(nbs, "03_reader", [
+        ("md", "# Reads chapter 02's checkpoint"),
+        ("code", "seed = 0\nprofile = 'quick'", "parameters"),
+        ("code", "path = '02_model.pt'"),
+    ])
+    ran = []
+
+    def fake_run_one(nb, params, changed, profile, output=None, log=print, threads=None):
+        out = reports / f"{nb.stem}.ipynb"
+        out.write_text(json.dumps({"params": params}))  # stands in for the executed notebook
+        ran.append(nb.stem)
+        return execute.RunResult(nb.stem, out, nb.stem != "01_broken", 0.1, {"checks": []})
+
+    monkeypatch.setattr(execute, "run_one", fake_run_one)
+    lines = []
+
+    def run(*sel, **kw):
+        ran.clear()
+        execute.run(list(sel), keep_going=True, log=lambda *a, **k: lines.append(a[0]), **kw)
+        return list(ran)
+
+    assert run() == ["00_first", "01_broken", "02_second", "03_reader"]
+    assert run() == ["01_broken"]  # its last run failed; the others are up to date
+    assert any("00_first (quick) up to date" in ln for ln in lines)
+    assert run("00", force=True) == ["00_first"]
+    assert run("00", overrides={"steps": 5}) == ["00_first"]
+    assert run("00", "02") == ["00_first"]  # back to steps = 10: 00's key changed again, 02's did not
+    assert run("02", profile="full") == ["02_second"]  # the profile is a parameter too
+    assert run("02") == ["02_second"]
+    (reports / "runs").mkdir(exist_ok=True)
+    (reports / "runs" / "02_model.pt").write_bytes(b"weights")  # chapter 02 wrote a checkpoint
+    lines.clear()
+    assert run("02", "03") == ["03_reader"]
+    assert any("changed: runs/02_*" in ln for ln in lines)
+    write_nb(nbs, "02_second", [("md", "# Second, edited"),
+                                ("code", "seed = 0\nprofile = 'quick'\nk = 3", "parameters")])
+    assert run("02", "03") == ["02_second"]
+    (reports / "03_reader.ipynb").write_text("{}")  # replaced by hand: not the cached one
+    assert run("03") == ["03_reader"]
 
 
 def test_check_outside_the_runner_returns_and_remembers(monkeypatch, capsys):

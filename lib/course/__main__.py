@@ -21,10 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"))
     r.add_argument("--keep-going", action="store_true", help="run the rest after a notebook fails")
     r.add_argument("--threads", type=int, help="CPU threads per notebook (1 on a machine busy with other work)")
+    r.add_argument("--force", action="store_true", help="execute even the chapters whose inputs did not change")
 
     p = sub.add_parser("pdf", help="render executed notebooks to reports/*.pdf and reports/course.pdf")
     p.add_argument("notebooks", nargs="*")
     p.add_argument("--no-input", action="store_true", help="results only: hide the code")
+    p.add_argument("--force", action="store_true", help="render even the reports that are up to date")
 
     s = sub.add_parser("sweep", help="one run per value, then a comparison table")
     s.add_argument("notebook")
@@ -38,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "run":
-            results = execute.run(a.notebooks, a.profile, _overrides(a.parameter), a.keep_going, threads=a.threads)
+            results = execute.run(a.notebooks, a.profile, _overrides(a.parameter), a.keep_going, threads=a.threads,
+                                   force=a.force)
             return 0 if results and all(r.ok for r in results) and len(results) == len(catalog.find(a.notebooks)) else 1
         if a.cmd == "pdf":
-            return 0 if render.render_all(a.notebooks, a.no_input) else 1
+            return 0 if render.render_all(a.notebooks, a.no_input, force=a.force) else 1
         if a.cmd == "sweep":
             grid = {n: [catalog.parse_value(v) for v in vals.split(",")] for n, vals in a.parameter if "," in vals}
             fixed = {n: catalog.parse_value(v) for n, v in a.parameter if "," not in v}

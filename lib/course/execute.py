@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.course import catalog
+from lib.course import cache, catalog
 from lib.paths import reports_dir
 from lib.course.results import (
     load_records,
@@ -92,24 +92,49 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
 
 
 def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str, Any] | None = None,
-        keep_going: bool = False, log=print, threads: int | None = None) -> list[RunResult]:
-    """Run the chosen notebooks in order. All parameters are checked before the first one starts."""
+        keep_going: bool = False, log=print, threads: int | None = None,
+        force: bool = False) -> list[RunResult]:
+    """Run the chosen notebooks in order. All parameters are checked before the first one starts.
+
+    A chapter whose inputs have not changed since its last good run is not executed again
+    (:mod:`lib.course.cache`); ``force`` executes it anyway.
+    """
     notebooks = catalog.find(selection)
     plans = [(nb, *catalog.resolve(nb, profile, overrides)) for nb in notebooks]  # refuses bad -p early
     results = []
     total = time.perf_counter()
     for i, (nb, params, changed) in enumerate(plans, 1):
         shown = ", ".join(f"{k}={v}" for k, v in changed.items() if k != "profile")
-        log(f"[{i}/{len(plans)}] {nb.stem} ({profile}{'; ' + shown if shown else ''}) ...", flush=True)
+        head = f"[{i}/{len(plans)}] {nb.stem} ({profile}{'; ' + shown if shown else ''})"
+        executed = reports_dir() / f"{nb.stem}.ipynb"
+        # the inputs are hashed after the chapters before this one ran (their checkpoints count)
+        parts = cache.inputs(nb.path, params)
+        why = "forced" if force else cache.stale_reason(nb.stem, parts, executed)
+        if not why:
+            rec = cache.load(nb.stem).get("record", {})
+            log(f"{head} up to date, not run again (--force to rerun); "
+                f"{rec.get('checks_line', '')}".rstrip("; "), flush=True)
+            for c in rec.get("checks", []):
+                if not c.get("held"):
+                    log(f"        not held: {c['claim']}", flush=True)
+            results.append(RunResult(nb.stem, executed, True, 0.0, rec))
+            continue
+        log(f"{head} ... ({why})", flush=True)
         res = run_one(nb, params, changed, profile, threads=threads)
         results.append(res)
+        checks_line = ""
         checks = res.record.get("checks", [])
         if checks:
             held = sum(c.get("held", False) for c in checks)
-            log(f"      checks: {held}/{len(checks)} held", flush=True)
+            checks_line = f"checks: {held}/{len(checks)} held"
+            log(f"      {checks_line}", flush=True)
             for c in checks:
                 if not c.get("held"):
                     log(f"        not held: {c['claim']}", flush=True)
+        if res.output == executed:
+            cache.save(nb.stem, run_key=cache.key(parts), run_inputs=parts, run_ok=res.ok,
+                       executed_hash=cache.file_hash(executed),
+                       record={**res.record, "checks_line": checks_line})
         if res.ok:
             log(f"      done in {res.seconds:.1f} s -> {res.output}", flush=True)
         else:

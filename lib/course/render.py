@@ -211,17 +211,31 @@ def course_pdf(chapters: list[tuple[str, str, Path]], out: Path) -> Path:
     return out
 
 
-def render_all(selection: list[str] | None = None, no_input: bool = False, log=print) -> list[Path]:
-    """Render the executed notebooks found in ``reports/``; then ``course.pdf`` when all chapters are there."""
+def render_all(selection: list[str] | None = None, no_input: bool = False, log=print,
+               force: bool = False) -> list[Path]:
+    """Render the executed notebooks found in ``reports/``; then ``course.pdf`` when all chapters are there.
+
+    A report whose executed notebook (and renderer) did not change since it was written is kept
+    as it is (the hashes are in ``reports/cache/``); ``force`` renders everything again.
+    """
+    from lib.course import cache
+
     kind = "pdf" if ensure_tex(log) else "html"
     done, chapters, missing = [], [], []
+    slot = f"{kind}{'-results' if no_input else ''}_key"
     for nb in catalog.find(selection):
         executed = reports_dir() / f"{nb.stem}.ipynb"
         if not executed.exists():
             missing.append(nb.stem)
             continue
-        log(f"rendering {executed.name} -> {kind} ...", flush=True)
-        out = render(executed, reports_dir(), kind, no_input)
+        out = reports_dir() / f"{nb.stem}{'-results' if no_input else ''}.{kind}"
+        key = cache.render_inputs(executed, [])
+        if not force and out.exists() and cache.load(nb.stem).get(slot) == key:
+            log(f"{out.name} is up to date", flush=True)
+        else:
+            log(f"rendering {executed.name} -> {kind} ...", flush=True)
+            out = render(executed, reports_dir(), kind, no_input)
+            cache.save(nb.stem, **{slot: key})
         done.append(out)
         chapters.append((nb.number, nb.title, out))
     if missing:
