@@ -126,18 +126,50 @@ def test_pdf_keeps_greek_in_prose_maths_and_outputs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not render.have_tex(), reason="xelatex/pandoc not installed (CI installs them; see README)")
-def test_course_pdf_has_contents_and_bookmarks(smoke_runs, tmp_path):
+def test_course_pdf_is_one_linked_book(tmp_path):
+    """Title page, contents and bookmarks from plain titles (no doubled number, no LaTeX), a link
+    from "chapter 00" in the text to that chapter, numbered citations with one bibliography,
+    page numbers that run on across chapters and the chapter's title in the running head."""
+    import nbformat
     from pypdf import PdfReader
 
-    chapters = []
-    for name in NAMES[:2]:
-        assert smoke_runs[name].ok
-        nb = catalog.Notebook(REPO / "notebooks" / f"{name}.ipynb")
-        chapters.append((nb.number, nb.title, render.render(smoke_runs[name].output, tmp_path, "pdf", no_input=True)))
-    out = render.course_pdf(chapters, tmp_path / "course.pdf")
-    reader = PdfReader(out)
-    assert "Contents" in reader.pages[0].extract_text()
+    def chapter(stem, title, text):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"parameters": {"seed": 0, "profile": "quick"},
+                                    "end_time": "2026-12-02T05:00:00"}
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n{text}"),
+                    nbformat.v4.new_markdown_cell("## A section on $\\delta_1$\n\n" + "Words. " * 900)]
+        path = tmp_path / f"{stem}.ipynb"
+        nbformat.write(nb, path)
+        return path
+
+    first = chapter("00_first", "00 · The first", "A claim [@eigen2014].")
+    second = chapter("01_second", "01 · The second",
+                     "As chapter 00 showed [@ranftl2020midas; @eigen2014], see `chapter 00`.")
+    reader = PdfReader(render.course_pdf([first, second], tmp_path / "course.pdf"))
+    pages = [p.extract_text() for p in reader.pages]
+    assert "Monocular Depth" in pages[0] and "Contents" in pages[1]
     titles = [o["/Title"] for o in reader.outline if isinstance(o, dict)]
-    assert titles[0] == "Contents" and [t.split(" ", 1)[1] for t in titles[1:]] == [c[1] for c in chapters]
-    first = sum(1 for _ in PdfReader(chapters[0][2]).pages)
-    assert len(reader.pages) == 1 + first + len(PdfReader(chapters[1][2]).pages)
+    assert titles == ["00 The first", "01 The second", "References"]
+    assert not any("\\" in t or "$" in t for o in reader.outline for t in _titles(o))
+    # the citations: numbered in order of first use across the book, one list at the end
+    body = " ".join(" ".join(pages).split())
+    assert "claim [1]" in body and "showed [2, 1]" in body
+    assert body.count("Multi-Scale Deep Network") == 1  # cited twice, listed once
+    assert "Towards Robust Monocular Depth Estimation" in " ".join(pages[-1].split())
+    # a link from the second chapter's "chapter 00" to the first chapter's page
+    labels = list(reader.page_labels)
+    start = {t: labels[reader.get_destination_page_number(o)] for o, t in
+             ((o, o["/Title"]) for o in reader.outline if isinstance(o, dict))}
+    links = [a.get_object() for p in reader.pages for a in (p.get("/Annots") or [])]
+    internal = [a for a in links if a.get("/Subtype") == "/Link" and "/URI" not in a.get("/A", {})]
+    assert internal, "no internal links (contents, chapter references, citations)"
+    # page numbers run on: the second chapter starts after the first ends, in arabic numbers
+    assert start["00 The first"] == "1" and int(start["01 The second"]) > 2
+    assert any("01 The second" in p.splitlines()[0] for p in pages[1:] if p.strip())  # running head
+
+
+def _titles(item):
+    if isinstance(item, list):
+        return [t for x in item for t in _titles(x)]
+    return [item["/Title"]]

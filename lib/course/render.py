@@ -23,9 +23,12 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
 
 from lib.course import catalog
+from lib.course.bibliography import Citations
 from lib.paths import reports_dir
 
 TEMPLATE = Path(__file__).parent / "templates" / "course.tex.j2"
+BOOK_TEMPLATE = Path(__file__).parent / "templates" / "book.tex.j2"
+BOOK_TITLE = "Monocular Depth, from Data Loaders to Bokeh"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core"
 TEX_COMMAND = f"sudo apt-get update && sudo apt-get install -y --no-install-recommends {TEX_PACKAGES}"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -73,6 +76,22 @@ class CleanOutputs(Preprocessor):
         return cell, resources
 
 
+_SYMBOLS = dict(zip(
+    r"\alpha \beta \gamma \delta \epsilon \zeta \eta \theta \kappa \lambda \mu \nu \xi \pi \rho "
+    r"\sigma \tau \phi \chi \psi \omega \Delta \Sigma \times \cdot \le \ge \pm \infty".split(),
+    "α β γ δ ε ζ η θ κ λ μ ν ξ π ρ σ τ φ χ ψ ω Δ Σ × · ≤ ≥ ± ∞".split()))
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def plain_math(tex: str) -> str:
+    """``\\delta_1`` -> ``δ₁``: maths in a heading as plain text, for bookmarks and contents."""
+    for k in sorted(_SYMBOLS, key=len, reverse=True):
+        tex = re.sub(re.escape(k) + r"(?![A-Za-z])", _SYMBOLS[k], tex)
+    tex = re.sub(r"_\{?(\d+)\}?", lambda m: m.group(1).translate(_SUB), tex)
+    tex = tex.replace("^2", "²").replace("^{2}", "²")
+    return re.sub(r"\\[A-Za-z]+|[{}]", "", tex)
+
+
 def _markdown_for_pandoc(source: str, promote: bool) -> str:
     """Make a Jupyter markdown cell read the same in the PDF.
 
@@ -92,12 +111,41 @@ def _markdown_for_pandoc(source: str, promote: bool) -> str:
                 out.append("")
             if promote and line.startswith("##"):
                 line = line[1:]
+            if line.startswith("#"):  # a heading is also a bookmark: no LaTeX in it
+                line = re.sub(r"\$([^$]+)\$", lambda m: plain_math(m.group(1)), line)
         out.append(line)
         prev = line
     return "\n".join(out)
 
 
-def _prepare(nb_path: Path) -> nbformat.NotebookNode:
+CHAPTER_REF = re.compile(r"(?<![\[\w])([Cc]hapters?)\s+(\d\d)\b")
+
+
+def _link_chapters(source: str, numbers: set[str]) -> str:
+    """'chapter 04' -> a link to chapter 04 of the book (not in headings, code or existing links)."""
+    out = []
+    for line in source.splitlines():
+        if line.startswith("#"):
+            out.append(line)
+            continue
+        parts = re.split(r"(`[^`]*`|\[[^\]]*\]\([^)]*\))", line)  # code spans and links stay
+        for i in range(0, len(parts), 2):
+            parts[i] = CHAPTER_REF.sub(
+                lambda m: f"[{m.group(1)} {m.group(2)}](#ch{m.group(2)})" if m.group(2) in numbers
+                else m.group(0), parts[i])
+        out.append("".join(parts))
+    return "\n".join(out)
+
+
+def _prepare(nb_path: Path, citations: Citations | None = None,
+             book: set[str] | None = None) -> nbformat.NotebookNode:
+    """An executed notebook made ready for the page.
+
+    ``citations`` numbers the ``[@key]`` citations (a fresh :class:`Citations` and a References
+    section at the end when None: a chapter on its own). ``book`` (the chapter numbers of the book)
+    makes the chapter a part of ``course.pdf``: its title a LaTeX chapter with a label, and
+    "chapter NN" in its prose a link.
+    """
     nb = nbformat.read(nb_path, as_version=4)
     title = None
     for cell in nb.cells:  # the first heading becomes the title (and leaves the body: no doubled title)
@@ -108,9 +156,15 @@ def _prepare(nb_path: Path) -> nbformat.NotebookNode:
                     title = catalog.strip_markdown(line.lstrip("#"))
                     cell.source = "\n".join(lines[:i] + lines[i + 1:]).strip()
                     break
+    own = citations is None
+    citations = Citations() if own else citations
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = _markdown_for_pandoc(cell.source, promote=title is not None)
+            cell.source = citations.link(_markdown_for_pandoc(cell.source, promote=title is not None))
+            if book:
+                cell.source = _link_chapters(cell.source, book)
+    if own and citations.order:
+        nb.cells.append(nbformat.v4.new_markdown_cell(citations.references()))
     nb.metadata["title"] = title or nb_path.stem.replace("_", " ")
     params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
     defaults = {}
@@ -127,15 +181,31 @@ def _prepare(nb_path: Path) -> nbformat.NotebookNode:
     bits = [f"profile {profile}" if profile is not None else None, f"seed {seed}" if seed is not None else None,
             f"executed {stamp[:16].replace('T', ' ')}" if stamp else None]
     nb.metadata["date"] = " · ".join(b for b in bits if b)
+    if book is not None:
+        num = nb_path.stem[:2]
+        plain = re.sub(r"^\d\d\s*·\s*", "", nb.metadata["title"])  # the book numbers chapters itself
+        head = (f"\\setcounter{{chapter}}{{{int(num) - 1}}}\\chapter{{{_escape_tex(plain)}}}"
+                f"\\label{{ch{num}}}\n\\hypertarget{{ch{num}}}{{}}\n"
+                f"{{\\small\\itshape {_escape_tex(nb.metadata['date'])}}}\\par\\medskip")
+        nb.cells.insert(0, nbformat.v4.new_raw_cell(head, metadata={"raw_mimetype": "text/latex"}))
     return nb
 
 
-def _exporter(kind: str, no_input: bool):
+def _escape_tex(s: str) -> str:
+    for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")]:
+        s = s.replace(a, b)
+    return s
+
+
+def _exporter(kind: str, no_input: bool, template: Path = TEMPLATE):
     from nbconvert import HTMLExporter, PDFExporter
 
     if kind == "pdf":
-        exp = PDFExporter(template_file=str(TEMPLATE))
-        exp.latex_count = 2  # two passes: bookmarks and references settle on the second
+        exp = PDFExporter(template_file=str(template))
+        # passes: bookmarks and links settle on the second, the contents' page numbers on the third
+        exp.latex_count = 3 if template == BOOK_TEMPLATE else 2
+        exp.raw_mimetypes = ["text/latex", ""]  # PDFExporter's own list names application/pdf only
     else:
         exp = HTMLExporter(template_name="lab")
     exp.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"remove-cell"},
@@ -161,53 +231,25 @@ def render(nb_path: Path, out_dir: Path | None = None, kind: str = "pdf", no_inp
     return out
 
 
-def _contents_page(entries: list[tuple[str, str, int]]) -> Path:
-    """A one-page PDF listing the chapters and their first page (XeLaTeX, same fonts as the chapters)."""
-    def esc(s: str) -> str:
-        for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                     ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")]:
-            s = s.replace(a, b)
-        return s
-
-    rows = "\n".join(rf"\textbf{{{esc(num)}}} & {esc(title)} \dotfill & {page} \\[4pt]" for num, title, page in entries)
-    tex = rf"""\documentclass[11pt]{{article}}
-\usepackage{{fontspec}}\setmainfont{{DejaVu Serif}}[Scale=0.92]
-\usepackage[margin=1in]{{geometry}}\usepackage{{tabularx}}\pagestyle{{empty}}
-\begin{{document}}
-{{\Huge Monocular Depth, from Data Loaders to Bokeh}}\par\vspace{{6pt}}
-{{\large The executed chapters of the course}}\par\vspace{{24pt}}
-{{\Large Contents}}\par\vspace{{10pt}}
-\begin{{tabularx}}{{\linewidth}}{{@{{}}l X r@{{}}}}
-{rows}
-\end{{tabularx}}
-\end{{document}}
-"""
-    tmp = Path(tempfile.mkdtemp(prefix="course-contents-"))
-    (tmp / "contents.tex").write_text(tex)
-    proc = subprocess.run(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "contents.tex"], cwd=tmp,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"xelatex failed on the contents page:\n{proc.stdout[-2000:]}")
-    return tmp / "contents.pdf"
-
-
-def course_pdf(chapters: list[tuple[str, str, Path]], out: Path) -> Path:
-    """Merge chapter PDFs behind a contents page, with one bookmark per chapter (and its sections under it)."""
-    from pypdf import PdfReader, PdfWriter
-
-    counts = [len(PdfReader(p).pages) for _, _, p in chapters]
-    contents = _contents_page([(n, t, 0) for n, t, _ in chapters])  # first pass: how long is it?
-    first = len(PdfReader(contents).pages) + 1
-    starts = [first + sum(counts[:i]) for i in range(len(chapters))]
-    contents = _contents_page([(n, t, s) for (n, t, _), s in zip(chapters, starts)])
-    writer = PdfWriter()
-    writer.append(str(contents), outline_item="Contents")
-    for (num, title, path) in chapters:
-        writer.append(str(path), outline_item=f"{num} {title}")
-    writer.page_mode = "/UseOutlines"
-    writer.add_metadata({"/Title": "Monocular Depth, from Data Loaders to Bokeh"})
-    with open(out, "wb") as f:
-        writer.write(f)
+def course_pdf(executed: list[Path], out: Path) -> Path:
+    """The whole course as one LaTeX book: a title page, linked contents, the chapters with
+    page numbers that run on, the chapter in the running head, one bibliography at the end."""
+    citations = Citations()
+    numbers = {p.stem[:2] for p in executed}
+    chapters = [_prepare(p, citations, book=numbers) for p in executed]
+    book = nbformat.v4.new_notebook(metadata=chapters[0].metadata)
+    for ch in chapters:
+        book.cells += ch.cells
+    if citations.order:
+        refs = "\\chapter*{References}\\addcontentsline{toc}{chapter}{References}\\markboth{References}{}"
+        book.cells.append(nbformat.v4.new_raw_cell(refs, metadata={"raw_mimetype": "text/latex"}))
+        book.cells.append(nbformat.v4.new_markdown_cell(citations.references(heading="")))
+    book.metadata.update(title=BOOK_TITLE, chapters=len(chapters),
+                         date="executed " + max(ch.metadata["date"].split("executed ")[-1]
+                                                for ch in chapters))
+    body, _ = _exporter("pdf", False, BOOK_TEMPLATE).from_notebook_node(
+        book, resources={"metadata": {"name": BOOK_TITLE}})
+    out.write_bytes(body)
     return out
 
 
@@ -242,8 +284,17 @@ def render_all(selection: list[str] | None = None, no_input: bool = False, log=p
         log(f"not executed yet (run `python -m lib.course run {' '.join(m[:2] for m in missing)}` first): "
             + ", ".join(missing), flush=True)
     if kind == "pdf" and chapters and not selection and not no_input:
-        out = course_pdf(chapters, reports_dir() / "course.pdf")
-        log(f"whole course -> {out}", flush=True)
+        out = reports_dir() / "course.pdf"
+        executed = [reports_dir() / f"{nb.stem}.ipynb" for nb in catalog.find(None)
+                    if (reports_dir() / f"{nb.stem}.ipynb").exists()]
+        key = cache.render_inputs(executed[0], executed[1:])
+        if not force and out.exists() and cache.load("course").get("pdf_key") == key:
+            log(f"{out.name} is up to date", flush=True)
+        else:
+            log(f"typesetting the whole course ({len(executed)} chapters) -> {out} ...", flush=True)
+            course_pdf(executed, out)
+            cache.save("course", pdf_key=key)
+            log(f"whole course -> {out}", flush=True)
         done.append(out)
     return done
 
