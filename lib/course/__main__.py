@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="*")
     p.add_argument("--no-input", action="store_true", help="results only: hide the code")
     p.add_argument("--force", action="store_true", help="render even the reports that are up to date")
+    p.add_argument("--solutions", action="store_true",
+                   help="execute and render the worked solutions (solutions/) to reports/solutions/")
 
     s = sub.add_parser("sweep", help="one run per value, then a comparison table")
     s.add_argument("notebook")
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             results = execute.run(a.notebooks, a.profile, _overrides(a.parameter), a.keep_going, threads=a.threads,
                                    force=a.force)
             return 0 if results and all(r.ok for r in results) and len(results) == len(catalog.find(a.notebooks)) else 1
+        if a.cmd == "pdf" and a.solutions:
+            from lib.course import solutions
+
+            return 0 if solutions.render_solutions(a.notebooks) else 1
         if a.cmd == "pdf":
             return 0 if render.render_all(a.notebooks, a.no_input, force=a.force) else 1
         if a.cmd == "sweep":
