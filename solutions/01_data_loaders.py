@@ -31,8 +31,11 @@ from lib.data.synthetic import SPLITS, scene_seed
 depth = torch.ones(1, 1, 8, 9)
 depth[..., 4:] = 5.0  # the near wall left, the far wall right, the edge off the 2x grid
 blended = F.interpolate(depth, scale_factor=0.5, mode="bilinear", antialias=True)
-sample = {"image": torch.rand(3, 8, 9), "depth": depth[0],
-          "valid": torch.ones(1, 8, 9, dtype=torch.bool)}
+sample = {
+    "image": torch.rand(3, 8, 9),
+    "depth": depth[0],
+    "valid": torch.ones(1, 8, 9, dtype=torch.bool),
+}
 nearest = transforms.Rescale((4, 4))(sample)["depth"]
 
 
@@ -82,7 +85,9 @@ with tempfile.TemporaryDirectory() as tmp:
         iio.imwrite(Path(tmp) / f"room{k}.png", rgb)
         save_depth(Path(tmp) / f"room{k}_depth.png", item["depth"])
     folder = data.ImageDepthFolder(tmp)
-    worst = max(float((folder[k]["depth"] - rooms[k]["depth"])[rooms[k]["valid"]].abs().max())
-                for k in range(3))
+    worst = max(
+        float((folder[k]["depth"] - rooms[k]["depth"])[rooms[k]["valid"]].abs().max())
+        for k in range(3)
+    )
 print(f"{len(folder)} rooms read back; largest depth error {worst * 1000:.3f} mm")
 assert len(folder) == 3 and worst <= 0.0005 + 1e-6

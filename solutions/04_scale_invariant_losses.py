@@ -9,7 +9,9 @@ from lib import data, losses, metrics
 room = data.SyntheticRGBD(2, size=(32, 32), seed=0, split="test", progress=False)
 g = torch.stack([room[i]["depth"] for i in range(2)])
 valid = torch.stack([room[i]["valid"] for i in range(2)])
-noise = torch.exp(0.1 * torch.randn(g.shape, generator=torch.Generator().manual_seed(0)))
+noise = torch.exp(
+    0.1 * torch.randn(g.shape, generator=torch.Generator().manual_seed(0))
+)
 pred = g * noise  # a prediction with 10 % log-normal noise
 
 # %% [markdown]
@@ -49,7 +51,9 @@ _, s, t = metrics.align_scale_shift(p1, g1, v1)
 A = torch.stack([p1[v1], torch.ones(int(v1.sum()))], 1).double()
 solution = torch.linalg.lstsq(A, g1[v1].double()[:, None]).solution.flatten()
 print(f"closed form s={s.item():.5f} t={t.item():.5f}; lstsq {solution.tolist()}")
-assert torch.allclose(torch.stack([s.flatten()[0], t.flatten()[0]]).double(), solution, atol=1e-4)
+assert torch.allclose(
+    torch.stack([s.flatten()[0], t.flatten()[0]]).double(), solution, atol=1e-4
+)
 
 # %% [markdown]
 # ## Exercise 3
@@ -66,7 +70,9 @@ assert torch.allclose(torch.stack([s.flatten()[0], t.flatten()[0]]).double(), so
 
 # %%
 flipped = 5.0 - g
-print(f"SSI loss of the truth {losses.ssi_loss(g, g, valid).item():.2e}, "
-      f"of 5 - truth {losses.ssi_loss(flipped, g, valid).item():.2e}")
+print(
+    f"SSI loss of the truth {losses.ssi_loss(g, g, valid).item():.2e}, "
+    f"of 5 - truth {losses.ssi_loss(flipped, g, valid).item():.2e}"
+)
 _, s, _ = metrics.align_scale_shift(flipped, g, valid)
 assert losses.ssi_loss(flipped, g, valid).item() < 1e-6 and bool((s < 0).all())

@@ -8,7 +8,9 @@ from lib import data, metrics, sampling
 
 rooms = data.SyntheticRGBD(8, size=(64, 64), seed=0, split="test", progress=False)
 keys = ("image", "depth", "valid")
-batch = torch.utils.data.default_collate([{k: rooms[i][k] for k in keys} for i in range(8)])
+batch = torch.utils.data.default_collate(
+    [{k: rooms[i][k] for k in keys} for i in range(8)]
+)
 gen = torch.Generator().manual_seed(0)
 
 # %% [markdown]
@@ -27,8 +29,9 @@ gen = torch.Generator().manual_seed(0)
 
 # %%
 n = 3 * 400  # no random slots: every slot is an anchor's
-a, b = sampling.edge_guided_pairs(batch["image"], batch["valid"], n, generator=gen,
-                                  random_fraction=0.0)
+a, b = sampling.edge_guided_pairs(
+    batch["image"], batch["valid"], n, generator=gen, random_fraction=0.0
+)
 red, depth = batch["image"][:, 0].flatten(1), batch["depth"].flatten(1)
 diff = (red.gather(1, a) - red.gather(1, b)).abs()
 equal = sampling.ordinal_labels(depth.gather(1, a), depth.gather(1, b)) == 0
@@ -41,8 +44,10 @@ def middle_outer(x):
 
 (dm, do), (em, eo) = middle_outer(diff), middle_outer(equal)
 for i in range(8):
-    print(f"room {i}: |red diff| middle {dm[i]:.3f} outer {do[i]:.3f}; "
-          f"equal middle {em[i]:.3f} outer {eo[i]:.3f}")
+    print(
+        f"room {i}: |red diff| middle {dm[i]:.3f} outer {do[i]:.3f}; "
+        f"equal middle {em[i]:.3f} outer {eo[i]:.3f}"
+    )
 assert bool((dm > do).all()) and bool((eo > em).all())
 
 # %% [markdown]

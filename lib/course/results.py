@@ -136,8 +136,26 @@ def _display(markdown: str) -> None:
     print(markdown)
 
 
+def recorded_table(numbers: dict[str, Any]) -> str:
+    """The recorded numbers as a compact markdown table: up to three name/value pairs per row
+    (two when a name is long), filled column by column, so a run's numbers take a few lines."""
+    items = [(f"`{k}`", _fmt(v)) for k, v in numbers.items()]
+    if not items:
+        return ""
+    per_row = 1 if len(items) <= 3 else 2 if max(len(k) for k in numbers) > 18 else 3
+    rows = -(-len(items) // per_row)
+    cols = [items[c * rows:(c + 1) * rows] for c in range(per_row)]
+    head = "| " + " | ".join(["recorded", "value"] * per_row) + " |\n"
+    head += "|" + "---|" * (2 * per_row) + "\n"
+    body = ""
+    for r in range(rows):
+        cells = [x for c in cols for x in (c[r] if r < len(c) else ("", ""))]
+        body += "| " + " | ".join(cells) + " |\n"
+    return head + body
+
+
 def _show(numbers: dict[str, Any]) -> None:
-    _display("| recorded | value |\n|---|---|\n" + "".join(f"| `{k}` | {_fmt(v)} |\n" for k, v in numbers.items()))
+    _display(recorded_table(numbers))
 
 
 def records_dir() -> Path:
