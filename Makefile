@@ -48,4 +48,4 @@ benchmarks: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf reports/*.ipynb reports/*.pdf reports/*.html reports/runs reports/sweeps reports/results.md
+	rm -rf reports/*.ipynb reports/*.pdf reports/*.html reports/runs reports/sweeps reports/results.md reports/cache reports/solutions

@@ -12,7 +12,9 @@ from typing import Sequence
 import math
 
 import matplotlib
+import matplotlib.figure
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 import torch
 
@@ -34,6 +36,57 @@ def setup(dpi: int = 110) -> None:
         # names a non-interactive backend (MPLBACKEND=Agg makes plt.show() draw nothing).
         shell.run_line_magic("matplotlib", "inline")
     set_matplotlib_formats("png")
+    if shell is not None:
+        # every figure passes legible() on its way to the notebook (and so to the PDF)
+        png = shell.display_formatter.formatters["image/png"]
+        original = png.lookup_by_type(matplotlib.figure.Figure)
+        if not getattr(original, "_legible", False):
+            def printed(fig, _original=original):
+                legible(fig)
+                return _original(fig)
+
+            printed._legible = True
+            png.for_type(matplotlib.figure.Figure, printed)
+
+
+# The reports scale a figure to at most 0.9 of the text width (nbconvert's LaTeX template:
+# 0.9 x 6.7 in with the course's margins), so a figure W inches wide prints at 6.03 / W of its
+# size. Text smaller than 7 pt in print is hard to read.
+PRINT_WIDTH_IN = 0.9 * 6.7
+MIN_PRINT_PT = 7.0
+
+
+def printed_pt(fig, size_pt: float, width_in: float = PRINT_WIDTH_IN) -> float:
+    """The size in print of ``size_pt`` points of text in ``fig`` (shrunk to the page width)."""
+    return size_pt * min(1.0, width_in / fig.get_figwidth())
+
+
+def legible(fig, min_pt: float = MIN_PRINT_PT, width_in: float = PRINT_WIDTH_IN) -> float:
+    """Enlarge every text of ``fig`` (titles, labels, ticks, legends, annotations) that would
+    print under ``min_pt`` once the figure is shrunk to the page; returns the smallest printed
+    size after the change. The layout engine (constrained layout, the course's default) makes
+    room for the larger text when the figure is drawn.
+
+    >>> fig, ax = plt.subplots(figsize=(12, 3)); _ = ax.set_title("wide", fontsize=8)
+    >>> round(legible(fig), 2), round(ax.title.get_fontsize(), 2)   # 12 in prints at half size
+    (7.0, 13.93)
+    >>> plt.close(fig)
+    """
+    floor = min_pt * max(1.0, fig.get_figwidth() / width_in)
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            for which in ("major", "minor"):
+                ticks = axis.get_major_ticks() if which == "major" else axis.get_minor_ticks()
+                if ticks and ticks[0].label1.get_fontsize() < floor:
+                    ax.tick_params(axis=axis.axis_name, which=which, labelsize=floor)
+    smallest = math.inf
+    for text in fig.findobj(matplotlib.text.Text):
+        if not text.get_text() or not text.get_visible():
+            continue
+        if text.get_fontsize() < floor:
+            text.set_fontsize(floor)
+        smallest = min(smallest, printed_pt(fig, text.get_fontsize(), width_in))
+    return float(smallest) if smallest < math.inf else float(min_pt)
 
 
 def to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -97,4 +150,59 @@ def curves(history_rows: Sequence[dict], x: str, ys: Sequence[str], *, title: st
         ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
+    return fig
+
+
+def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
+    """The block diagram of chapter 08's patch fusion: which parts are frozen, which learnt,
+    and how a tile's depth is made. Drawn at print size (9 in wide, text at 10.5 pt)."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    (H, W), (h, w) = image_size, process_size
+    fig, ax = plt.subplots(figsize=(9, 3.3))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(-0.3, 4.1)
+    ax.axis("off")
+    style = dict(fontsize=10.5)
+
+    def box(x, y, text, colour, bw=1.6, bh=0.72):
+        ax.add_patch(FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0.04", fc=colour,
+                                    ec="0.3", lw=0.8))
+        ax.text(x + bw / 2, y + bh / 2, text, ha="center", va="center", **style)
+        return x, y, bw, bh
+
+    def link(start, end, rad=0.0):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10, lw=0.8,
+                                     color="0.25", connectionstyle=f"arc3,rad={rad}"))
+
+    def arrow(a, b, text=""):
+        (xa, ya, wa, ha), (xb, yb, _, hb) = a, b
+        start, end = (xa + wa, ya + ha / 2), (xb, yb + hb / 2)
+        link(start, end)
+        if text:
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.1, text,
+                    ha="center", color="0.3", **style)
+
+    frozen, learnt, datum = "#dfe8f5", "#f7d9b8", "#eeeeee"
+    img = box(0.0, 1.75, f"image\n{H}x{W}", datum, bw=1.4)
+    small = box(1.85, 3.15, f"resize to\n{h}x{w}", datum)
+    coarse = box(3.85, 3.15, "coarse net\n(frozen)", frozen)
+    feats = box(5.85, 3.15, "features +\ncoarse depth", datum)
+    attn = box(5.85, 2.1, "transformer\nblock", learnt)
+    tile = box(1.85, 0.55, "tile crop b\nP16/P49/Rn", datum)
+    fine = box(3.85, 0.55, "fine net\n(frozen)", frozen)
+    roi = box(7.85, 2.55, "crop to b\n(RoIAlign)", datum, bw=1.5)
+    unet = box(7.85, 0.55, "fusion U-Net\ngate g, res. r", learnt, bw=1.5, bh=0.85)
+    blend = box(9.6, 0.55, "blend\ntiles", datum, bw=1.3, bh=0.85)
+    for a, b in ((img, small), (small, coarse), (coarse, feats), (img, tile), (tile, fine),
+                 (feats, roi), (attn, roi), (unet, blend)):
+        arrow(a, b)
+    arrow(fine, unet, "fine f")
+    link((6.65, 3.15), (6.65, 2.85))
+    link((8.6, 2.55), (8.6, 1.43))
+    ax.text(8.7, 1.95, "context, c", color="0.3", **style)
+    link((2.65, 0.55), (8.1, 0.55), rad=0.22)
+    ax.text(5.3, -0.25, "RGB crop", color="0.3", **style)
+    ax.text(0.0, 4.05, "blue: frozen, orange: learnt. Log depth of a tile: c + g (f' - c) + r",
+            **style)
     return fig
