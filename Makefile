@@ -1,6 +1,7 @@
 # The two commands of the course. Both work on a fresh machine with only python3:
 # the first call creates .venv and installs the pinned packages into it.
-#   make course   execute every notebook (quick profile) and write reports/*.pdf, course.pdf, results.md
+#   make course   execute every notebook (quick profile) and write reports/*.pdf, course.pdf, results.md,
+#                 and the HTML edition reports/site/index.html
 #   make test     run the test suite (unit tests, notebook smoke runs, one PDF render)
 # Options: make course PROFILE=full (on a GPU), make course NB="02 04" (some chapters only),
 #          make course THREADS=1 (on a machine busy with other work),
@@ -36,7 +37,8 @@ tex: $(STAMP)
 # Execute (keep going past a failing chapter so every report is written), render, then fail if a chapter failed.
 course: $(STAMP) tex
 	@$(PY) -m lib.course run $(NB) --profile $(PROFILE) --keep-going $(if $(THREADS),--threads $(THREADS)) $(if $(FORCE),--force); status=$$?; \
-	  $(PY) -m lib.course pdf $(NB) $(if $(FORCE),--force) && exit $$status
+	  $(PY) -m lib.course pdf $(NB) $(if $(FORCE),--force) && \
+	  $(PY) -m lib.course html $(NB) $(if $(FORCE),--force) && exit $$status
 
 reports: $(STAMP)
 	$(PY) -m lib.course pdf $(NB)
@@ -48,4 +50,4 @@ benchmarks: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf reports/*.ipynb reports/*.pdf reports/*.html reports/runs reports/sweeps reports/results.md reports/cache reports/solutions
+	rm -rf reports/*.ipynb reports/*.pdf reports/*.html reports/runs reports/sweeps reports/results.md reports/cache reports/solutions reports/site

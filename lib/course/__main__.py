@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solutions", action="store_true",
                    help="execute and render the worked solutions (solutions/) to reports/solutions/")
 
+    h = sub.add_parser("html", help="write the HTML edition, reports/site/ (offline, no kernel needed)")
+    h.add_argument("notebooks", nargs="*")
+    h.add_argument("--force", action="store_true", help="rewrite even the pages that are up to date")
+
     s = sub.add_parser("sweep", help="one run per value, then a comparison table")
     s.add_argument("notebook")
     s.add_argument("--profile", default="quick", choices=catalog.PROFILES)
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if solutions.render_solutions(a.notebooks) else 1
         if a.cmd == "pdf":
             return 0 if render.render_all(a.notebooks, a.no_input, force=a.force) else 1
+        if a.cmd == "html":
+            from lib.course import site
+
+            return 0 if site.build(a.notebooks, force=a.force) is not None else 1
         if a.cmd == "sweep":
             grid = {n: [catalog.parse_value(v) for v in vals.split(",")] for n, vals in a.parameter if "," in vals}
             fixed = {n: catalog.parse_value(v) for n, v in a.parameter if "," not in v}

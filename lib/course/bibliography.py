@@ -53,8 +53,10 @@ class Citations:
     'pairs [[1](#ref-ch03-chen2016diw), [2](#ref-ch03-xian2018redweb)], again [[1](#ref-ch03-chen2016diw)]'
     """
 
-    def __init__(self, prefix: str = "", bib: Path = BIB):
-        self.prefix, self.bib, self.order = prefix, bib, []
+    def __init__(self, prefix: str = "", bib: Path = BIB, html: bool = False):
+        # html: link targets as HTML elements (nbconvert's HTML export reads markdown with
+        # mistune, which has no pandoc spans); otherwise pandoc's [text]{#id}
+        self.prefix, self.bib, self.order, self.html = prefix, bib, [], html
 
     def _anchor(self, key: str) -> str:
         return f"ref-{self.prefix}{key}"
@@ -85,8 +87,13 @@ class Citations:
         backend = find_plugin("pybtex.backends", "markdown")()
         known = entries(self.bib)
         formatted = style.format_entries([known[k] for k in self.order])
+        if self.html:
+            heading = heading.replace(" {-}", "")
         lines = [heading, ""]
         for number, (key, entry) in enumerate(zip(self.order, formatted), 1):
             text = " ".join(entry.text.render(backend).split())
-            lines.append(f"[\\[{number}\\]]{{#{self._anchor(key)}}} {text}\n")
+            if self.html:
+                lines.append(f'<span id="{self._anchor(key)}">[{number}]</span> {text}\n')
+            else:
+                lines.append(f"[\\[{number}\\]]{{#{self._anchor(key)}}} {text}\n")
         return "\n".join(lines)

@@ -121,8 +121,9 @@ def _markdown_for_pandoc(source: str, promote: bool) -> str:
 CHAPTER_REF = re.compile(r"(?<![\[\w])([Cc]hapters?)\s+(\d\d)\b")
 
 
-def _link_chapters(source: str, numbers: set[str]) -> str:
-    """'chapter 04' -> a link to chapter 04 of the book (not in headings, code or existing links)."""
+def _link_chapters(source: str, numbers: set[str] | dict[str, str]) -> str:
+    """'chapter 04' -> a link to chapter 04 (not in headings, code or existing links): to the
+    anchor ``#ch04`` of the book, or to ``numbers["04"]`` when ``numbers`` maps chapters to pages."""
     out = []
     for line in source.splitlines():
         if line.startswith("#"):
@@ -131,20 +132,25 @@ def _link_chapters(source: str, numbers: set[str]) -> str:
         parts = re.split(r"(`[^`]*`|\[[^\]]*\]\([^)]*\))", line)  # code spans and links stay
         for i in range(0, len(parts), 2):
             parts[i] = CHAPTER_REF.sub(
-                lambda m: f"[{m.group(1)} {m.group(2)}](#ch{m.group(2)})" if m.group(2) in numbers
-                else m.group(0), parts[i])
+                lambda m: f"[{m.group(1)} {m.group(2)}]({_href(numbers, m.group(2))})"
+                if m.group(2) in numbers else m.group(0), parts[i])
         out.append("".join(parts))
     return "\n".join(out)
 
 
-def _prepare(nb_path: Path, citations: Citations | None = None,
-             book: set[str] | None = None) -> nbformat.NotebookNode:
+def _href(numbers, num: str) -> str:
+    return numbers[num] if isinstance(numbers, dict) else f"#ch{num}"
+
+
+def _prepare(nb_path: Path, citations: Citations | None = None, book: set[str] | None = None,
+             pages: dict[str, str] | None = None, html: bool = False) -> nbformat.NotebookNode:
     """An executed notebook made ready for the page.
 
     ``citations`` numbers the ``[@key]`` citations (a fresh :class:`Citations` and a References
     section at the end when None: a chapter on its own). ``book`` (the chapter numbers of the book)
     makes the chapter a part of ``course.pdf``: its title a LaTeX chapter with a label, and
-    "chapter NN" in its prose a link.
+    "chapter NN" in its prose a link. ``pages`` (chapter number -> file name, the HTML site)
+    turns "chapter NN" into a link to that page instead.
     """
     nb = nbformat.read(nb_path, as_version=4)
     title = None
@@ -157,12 +163,12 @@ def _prepare(nb_path: Path, citations: Citations | None = None,
                     cell.source = "\n".join(lines[:i] + lines[i + 1:]).strip()
                     break
     own = citations is None
-    citations = Citations() if own else citations
+    citations = Citations(html=html) if own else citations
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = citations.link(_markdown_for_pandoc(cell.source, promote=title is not None))
-            if book:
-                cell.source = _link_chapters(cell.source, book)
+            if book or pages:
+                cell.source = _link_chapters(cell.source, pages or book)
     if own and citations.order:
         nb.cells.append(nbformat.v4.new_markdown_cell(citations.references()))
     nb.metadata["title"] = title or nb_path.stem.replace("_", " ")
@@ -222,7 +228,7 @@ def _exporter(kind: str, no_input: bool, template: Path = TEMPLATE):
 def render(nb_path: Path, out_dir: Path | None = None, kind: str = "pdf", no_input: bool = False) -> Path:
     """Render one executed notebook to ``out_dir/<stem>.pdf`` (or ``.html``)."""
     out_dir = out_dir or nb_path.parent
-    nb = _prepare(nb_path)
+    nb = _prepare(nb_path, html=kind == "html")
     body, _ = _exporter(kind, no_input).from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     suffix = "-results" if no_input else ""
     out_dir.mkdir(parents=True, exist_ok=True)
