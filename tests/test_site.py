@@ -13,6 +13,7 @@ import torch
 
 from lib import refocus_viewer
 from lib.course import site
+from lib.paths import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -105,3 +106,29 @@ def test_pages_in_a_real_browser(course):
         if name == "01_second.html":
             (viewer,) = report["viewers"]
             assert viewer["slider_changes_image"] and viewer["loaded"] and viewer["frames"] == 6
+
+
+BUILT = REPO / "reports" / "site"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (CI installs it)")
+@pytest.mark.skipif(not (BUILT / "index.html").exists(),
+                    reason="reports/site/ not built yet (make course writes it; CI checks it after)")
+def test_built_course_in_a_real_browser():
+    """Every page of the course's own site, as make course wrote it (CI runs this last)."""
+    pages = sorted(BUILT.glob("[0-9][0-9]_*.html"))
+    assert len(pages) >= 13, [p.name for p in pages]
+    viewers = []
+    for page in [BUILT / "index.html", *pages]:
+        report, log = selftest(page)
+        assert report["errors"] == [], f"{page.name}: {report['errors']}"
+        assert report["broken"] == [], f"{page.name}: images that did not load {report['broken']}"
+        assert report["raw_display_math"] == 0, f"{page.name}: $$ left untypeset"
+        if page.name != "index.html":
+            assert report["math"] > 0 or "00_" in page.name, f"{page.name}: no maths typeset"
+        viewers += report["viewers"]
+        html = page.read_text()
+        fetched = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)="(https?:[^"]*)"', html)
+        assert not fetched, f"{page.name} fetches {fetched[:3]}"
+    assert len(viewers) == 2 and all(v["slider_changes_image"] and v["loaded"] for v in viewers)
