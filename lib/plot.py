@@ -206,3 +206,56 @@ def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
     ax.text(0.0, 4.05, "blue: frozen, orange: learnt. Log depth of a tile: c + g (f' - c) + r",
             **style)
     return fig
+
+
+def teacher_student_diagram(n_labelled: int):
+    """Chapter 07's recipe (Depth Anything's, at course scale) as a block diagram; the dashed
+    arrows are the feature alignment of the chapter's ablation. Drawn at print size."""
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(9, 5.4))
+    ax.set_xlim(0, 13)
+    ax.set_ylim(-0.2, 8.2)
+    ax.axis("off")
+    style = dict(fontsize=10.5)
+
+    def box(x, y, text, colour, w=2.8, h=1.15):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
+                                    fc=colour, ec="0.3", lw=0.8))
+        ax.text(x, y, text, ha="center", va="center", **style)
+
+    def arrow(a, b, text="", at=None, colour="0.25", ls="-", rad=0.0, ha="center"):
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(
+            arrowstyle="-|>", color=colour, lw=1.0, ls=ls, connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            x, y = at or ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+            ax.text(x, y, text, ha=ha, va="center", color=colour, fontsize=10)
+
+    blue, orange, green, violet, grey = "#cfe3f6", "#f8e1c4", "#d9efd5", "#ead7f1", "0.92"
+    box(1.6, 5.6, f"labelled scenes\nteacher: 12,000\nstudents: {n_labelled}", blue, h=1.5)
+    box(5.2, 5.6, "teacher\nSSI + gradient", green)
+    box(1.6, 3.2, "unlabelled images\n(depth withheld,\nreal photographs)", orange, h=1.5)
+    box(5.2, 3.2, "pseudo-labels\n(teacher's\ndisparity)", orange, h=1.5)
+    box(5.2, 0.7, "strong perturbation\n+ CutMix", orange)
+    box(8.6, 3.2, "student", green, w=2.0)
+    box(8.6, 5.9, "loss: labelled SSI;\nper CutMix region,\ntop 10 % ignored", grey, w=3.0,
+        h=1.5)
+    box(11.6, 4.5, "frozen image\nencoder", violet, w=2.4)
+    box(11.6, 1.9, "frozen depth\nencoder", violet, w=2.4)
+    arrow((3.0, 5.6), (3.8, 5.6), "train", at=(3.4, 6.0))
+    arrow((5.2, 5.0), (5.2, 3.95), "labels once", at=(5.1, 4.5), ha="right")
+    arrow((3.0, 3.2), (3.8, 3.2))
+    arrow((1.6, 2.45), (3.8, 0.8), "images", at=(2.1, 1.4), ha="right")
+    arrow((6.6, 0.8), (7.9, 2.75), "perturbed mix", at=(7.35, 1.45), ha="left")
+    arrow((6.6, 3.6), (7.1, 5.2), "targets", at=(6.95, 4.3), ha="left")
+    arrow((1.6, 6.35), (7.2, 6.5), rad=-0.3)
+    ax.text(4.4, 7.45, "labelled batch: images to the student, depth to the loss", ha="center",
+            color="0.25", fontsize=10)
+    arrow((8.6, 3.65), (8.6, 5.15), "prediction", at=(8.7, 4.4), ha="left")
+    arrow((10.4, 4.3), (9.6, 3.45), "align (b)", at=(10.55, 3.65), colour="#7b3294", ls="--",
+          ha="left")
+    arrow((10.4, 2.1), (9.6, 2.95), "align (c)", at=(10.55, 2.75), colour="#7b3294", ls="--",
+          ha="left")
+    ax.text(0.2, 8.0, "Depth Anything's recipe as chapter 07 runs it (dashed: the feature "
+            "alignment of the ablation)", **style)
+    return fig

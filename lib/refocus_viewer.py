@@ -29,7 +29,7 @@ import torch
 
 from lib import bokeh
 
-__all__ = ["focal_grid", "viewer_html", "display_viewer"]
+__all__ = ["focal_grid", "viewer_html", "still_png", "display_viewer"]
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
@@ -148,20 +148,40 @@ def viewer_html(title: str, grid: dict[str, list[list[np.ndarray]]], focus_dista
 </div>"""
 
 
+def still_png(title: str, grid, focus_distances, f_numbers, labels=None) -> bytes:
+    """What the PDF shows in place of the viewer: for every depth, the nearest and the farthest
+    focus at the widest aperture, each frame titled with its settings."""
+    import matplotlib.figure
+
+    labels = labels or {}
+    names = list(grid)
+    h, w = grid[names[0]][0][0].shape[:2]
+    fig = matplotlib.figure.Figure(figsize=(6.0, 6.0 * h / w * len(names) / 2 + 0.5 * len(names)),
+                                   constrained_layout=True)
+    axes = fig.subplots(len(names), 2, squeeze=False)
+    for r, name in enumerate(names):
+        for c, k in enumerate((0, len(focus_distances) - 1)):
+            axes[r, c].imshow(grid[name][k][0])
+            axes[r, c].set_title(f"{labels.get(name, name)}: focus {focus_distances[k]:.2f} m, "
+                                 f"f/{f_numbers[0]:g}", fontsize=8)
+            axes[r, c].axis("off")
+    fig.suptitle(f"{title} (the HTML edition has the interactive viewer)", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=160)
+    return buf.getvalue()
+
+
 def display_viewer(title: str, grid, focus_distances, f_numbers, disparities, labels=None,
-                   still: np.ndarray | None = None) -> str:
+                   still: np.ndarray | None = None) -> None:
     """Show the viewer in a notebook output (the HTML edition keeps it; the PDF, which cannot
-    run scripts, shows ``still`` instead: by default the nearest and the farthest focus at the
-    first f-number, side by side). Returns the HTML."""
+    run scripts, shows ``still`` instead, by default :func:`still_png`). Nothing is returned, so that a call that ends a cell does not
+    also print the page's source as the cell's value."""
     import imageio.v3 as iio
     from IPython.display import display
 
     page = viewer_html(title, grid, focus_distances, f_numbers, disparities, labels)
-    first = next(iter(grid.values()))
-    still = still if still is not None else np.concatenate(
-        [first[0][0], np.full((first[0][0].shape[0], 8, 3), 255, np.uint8), first[-1][0]], 1)
-    png = base64.b64encode(iio.imwrite("<bytes>", still, extension=".png")).decode()
-    note = (f"{title}: an interactive viewer in the HTML edition (reports/site/); here the "
-            f"nearest and the farthest focus at f/{f_numbers[0]}.")
+    png = base64.b64encode(still_png(title, grid, focus_distances, f_numbers, labels)
+                           if still is None else iio.imwrite("<bytes>", still, extension=".png")
+                           ).decode()
+    note = f"{title}: an interactive viewer in the HTML edition (reports/site/)."
     display({"text/html": page, "image/png": png, "text/plain": note}, raw=True)
-    return page

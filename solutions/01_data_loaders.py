@@ -85,6 +85,9 @@ with tempfile.TemporaryDirectory() as tmp:
         iio.imwrite(Path(tmp) / f"room{k}.png", rgb)
         save_depth(Path(tmp) / f"room{k}_depth.png", item["depth"])
     folder = data.ImageDepthFolder(tmp)
+    for k in range(3):  # the colour: 8-bit in, 8-bit out
+        back = (folder[k]["image"] * 255).round()
+        assert torch.equal(back, (rooms[k]["image"] * 255).round()), k
     worst = max(
         float((folder[k]["depth"] - rooms[k]["depth"])[rooms[k]["valid"]].abs().max())
         for k in range(3)

@@ -13,7 +13,7 @@ from lib import metrics, models
 # *Work out by hand what `nn.PixelShuffle(2)` does to a tensor of four channels holding $a, b,
 # c, d$ at a single position, then check it.*
 #
-# Channel $c$ of the input goes to position $(c \,\mathrm{div}\, 2, c \bmod 2)$ of the $2\times2$
+# Input channel $k$ goes to position $(k \,\mathrm{div}\, 2, k \bmod 2)$ of the $2\times2$
 # block: the output is $\begin{pmatrix} a & b \\ c & d \end{pmatrix}$, one channel, twice the
 # size. No weights, no overlap: every output pixel comes from exactly one input value, which is
 # why a pixel shuffle cannot make the checkerboards of a transposed convolution.
@@ -32,7 +32,8 @@ assert y.shape == (1, 1, 2, 2) and y[0, 0].tolist() == [[1.0, 2.0], [3.0, 4.0]]
 #
 # AbsRel $= \frac13\left(\frac{0}{1} + \frac{1}{1} + \frac{0}{4}\right) = \frac13$; the ratios
 # $\max(p/g, g/p)$ are $1, 2, 1$, and two of three are below 1.25: δ₁ $= 2/3$. One bad pixel
-# in three costs AbsRel a third, whatever the size of its error beyond 25 % costs δ₁ the same.
+# in three costs AbsRel a third here, and more if its error were larger; for δ₁ it costs a third
+# however large the error is, as long as it exceeds 25 %.
 
 # %%
 p = torch.tensor([1.0, 2.0, 4.0]).reshape(1, 1, 1, 3)

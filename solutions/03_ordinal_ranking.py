@@ -36,13 +36,16 @@ assert sampling.ordinal_labels(za, zb, sigma=0.01).tolist() == [1, 1, -1]
 # *Which of these predictions have WHDR 0 on a room: the truth times 3, the truth squared,
 # $\log$ of the truth plus 10? And the disparity $1/Z$ used as if it were depth?*
 #
-# WHDR labels both maps with the same ratio rule, so a prediction scores 0 when it keeps every
-# pair on the same side of the tolerance band $[1/(1+\sigma), 1+\sigma]$. Scaling by 3 keeps
-# every ratio exactly: 0. Squaring squares every ratio, which moves it further *out* of the band:
-# still 0. $\log Z + 10$ is increasing but squeezes ratios towards 1: a pair at $Z_a/Z_b = 1.1$
-# becomes $(\log Z_a + 10)/(\log Z_b + 10) \approx 1 + 0.095/11 < 1.03$, "equal", and counts
-# as a disagreement. Disparity reverses every order: WHDR 1. A depth-like output must increase
-# with distance, and WHDR is only invariant to maps that keep ratios at least as far from 1.
+# WHDR scores only the pairs the truth orders (its ratio lies outside the tolerance band
+# $[1/(1+\sigma), 1+\sigma]$); pairs the truth calls "equal" are skipped. A scored pair is an error
+# when the prediction labels it differently by the same rule: the other order, or "equal".
+# Scaling by 3 keeps every ratio exactly: 0. Squaring squares every ratio, which moves each
+# scored ratio further out of the band on the same side: still 0 (it also pushes some "equal"
+# pairs out of the band, but those are not scored). $\log Z + 10$ is increasing but squeezes
+# ratios towards 1: a pair at $Z_a/Z_b = 1.1$ becomes
+# $(\log Z_a + 10)/(\log Z_b + 10) \approx 1 + 0.095/11 < 1.03$, labelled "equal", an error.
+# Disparity reverses every order: WHDR 1. So WHDR forgives any increasing map that does not pull
+# an ordered pair into the band, and nothing that reverses the order.
 
 
 # %%

@@ -28,7 +28,7 @@ gen = torch.Generator().manual_seed(0)
 # (Not by a wide margin: the rooms are textured, and texture edges are image edges too.)
 
 # %%
-n = 3 * 400  # no random slots: every slot is an anchor's
+n = 3 * 400  # no random slots (pairs that fall off the image are still replaced)
 a, b = sampling.edge_guided_pairs(
     batch["image"], batch["valid"], n, generator=gen, random_fraction=0.0
 )

@@ -61,22 +61,25 @@ assert bool((s < 0).all()) and fitted < flat and order == 1.0
 # %% [markdown]
 # ## Exercise 3
 #
-# *Two predictions: every pixel 10 % too far; or half the pixels exact and the other half twice
-# too far. Compute AbsRel and δ₁ of each.*
+# *Two predictions: every pixel 30 % too far; or half the pixels exact and the other half twice
+# too far. Compute AbsRel and δ₁ of each. Which metric prefers which?*
 #
-# First: $|p - g|/g = 0.1$ everywhere, AbsRel 0.1, and $1.1 < 1.25$ everywhere: δ₁ = 1.
-# Second: AbsRel $= \frac12 \cdot 0 + \frac12 \cdot 1 = 0.5$, δ₁ = 0.5. AbsRel averages the size
-# of errors, δ₁ counts the pixels that are close enough: they rank models differently when
-# errors are concentrated, which is why papers report both.
+# First: $|p - g|/g = 0.3$ everywhere, AbsRel 0.3; but $1.3 > 1.25$ at every pixel, so δ₁ = 0.
+# Second: AbsRel $= \frac12 \cdot 0 + \frac12 \cdot 1 = 0.5$, δ₁ = 0.5. AbsRel prefers the first
+# (a smaller average error), δ₁ the second (half the pixels are right, none of the first's).
+# AbsRel averages the size of errors, δ₁ counts the pixels that are close enough: they rank
+# models differently when one spreads a moderate error everywhere and the other concentrates
+# large errors on a few pixels, which is why papers report both.
 
 # %%
-ten = metrics.depth_metrics(1.1 * g, g, valid)
+spread = metrics.depth_metrics(1.3 * g, g, valid)
 half = g.clone()
 half[..., :, ::2] *= 2.0  # every other column twice too far
 half_m = metrics.depth_metrics(half, g, valid)
 print(
-    {k: round(ten[k], 3) for k in ("abs_rel", "delta1")},
+    {k: round(spread[k], 3) for k in ("abs_rel", "delta1")},
     {k: round(half_m[k], 3) for k in ("abs_rel", "delta1")},
 )
-assert abs(ten["abs_rel"] - 0.1) < 1e-4 and ten["delta1"] == 1.0
+assert abs(spread["abs_rel"] - 0.3) < 1e-4 and spread["delta1"] == 0.0
 assert abs(half_m["abs_rel"] - 0.5) < 0.01 and abs(half_m["delta1"] - 0.5) < 0.01
+assert spread["abs_rel"] < half_m["abs_rel"] and spread["delta1"] < half_m["delta1"]

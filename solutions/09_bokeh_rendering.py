@@ -65,7 +65,7 @@ for method in ("scatter", "layered"):
 # $\frac12$ from itself; the weights of its four edge neighbours ($w_1$) and four diagonal ones
 # ($w_{\sqrt2} = 1.2\cdot10^{-5}$) join the denominator:
 # $w_1 / (\frac12 + 4 w_1 + 4 w_{\sqrt2}) = 6.7\cdot10^{-4}$. Small, but a sharp texture in focus is softened
-# by about half a percent, and more in the dark tones once converted back to sRGB.
+# by about a quarter of a percent, and more in the dark tones once converted back to sRGB.
 
 # %%
 wall = torch.full((1, 1, 48, 48), 0.5)

@@ -60,19 +60,24 @@ for d_true in (0.2, 0.34, 0.5, 0.8):  # 5 m, 2.9 m, 2 m, 1.25 m
 # *A point exactly in the focus plane of one slice gives no blur there. Is its depth then
 # known, from that slice, better or worse than elsewhere?*
 #
-# In principle it is exact ($b = 0$ has the single solution $d = d_f$); in practice it is
-# measured no better than elsewhere: near the focus plane the blur changes by only $K\,\delta d$ pixels for a disparity change $\delta d$,
-# and a network cannot measure blurs below about a pixel. The depth resolution of one slice is
-# about $1/K$ in disparity on both sides, so with $K = 20$ px·m a disparity change of 0.05 m⁻¹
-# (3 m to 3.53 m) moves the blur by a single pixel. Slices at several distances keep every depth
-# some way off a focus plane, where blur is measurable.
+# In principle it is exact: $b = 0$ has the single solution $d = d_f$. In practice a network
+# cannot tell a blur below about one pixel from no blur, and the blur is below a pixel for every
+# disparity within $1/K$ of the focus plane: a band of width $2/K$ in disparity that all looks
+# sharp. With $K = 20$ px·m (an illustrative value; chapter 10's rooms each have their own
+# $K = f_\text{px} A$) and the focus at 3 m, that band runs from 2.6 m to 3.5 m. So depth is
+# resolved *worse* right at a focus plane than a little off it, where the blur is measurable;
+# slices at several distances keep every depth away from at least some focus planes.
 
 # %%
-step = 1.0 / K
-blur_change = bokeh.coc_radius(torch.tensor(1 / 3.0 - step), 1 / 3.0, K).abs().item()
-print(f"a disparity change of {step} 1/m changes the blur by {blur_change:.2f} px")
-assert abs(blur_change - 1.0) < 1e-5
-assert abs((1 / (1 / 3.0 - step)) - 3.53) < 0.01  # 3 m -> 3.53 m
+d = torch.linspace(0.0, 1.0, 100_001)  # disparities, step 1e-5 1/m
+sharp = d[bokeh.coc_radius(d, 1 / 3.0, K).abs() < 1.0]
+width = (sharp.max() - sharp.min()).item()
+near, far = 1 / sharp.max().item(), 1 / sharp.min().item()
+print(
+    f"blur under 1 px for disparities {sharp.min():.4f} to {sharp.max():.4f} 1/m "
+    f"(width {width:.4f} = 2/K = {2 / K}): {near:.2f} m to {far:.2f} m look sharp"
+)
+assert abs(width - 2 / K) < 1e-4 and 2.55 < near < 2.7 and 3.45 < far < 3.6
 
 # %% [markdown]
 # ## Exercise 4 (an experiment)

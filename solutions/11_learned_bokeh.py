@@ -66,8 +66,8 @@ assert size == (70, 70)
 # $\sigma$ everywhere. What PSNR do you expect for $\sigma = 0.01$ and $0.1$?*
 #
 # MSE $= \sigma^2$, so PSNR $= 10\log_{10}(1/\sigma^2) = -20\log_{10}\sigma$: 40 dB and 20 dB. Every
-# factor of 10 in error costs 20 dB; a 1 dB gain is a 11 % smaller RMS error, which is the
-# scale on which chapter 11's renderers differ.
+# factor of 10 in error costs 20 dB; a 1 dB gain is an 11 % smaller RMS error; chapter 11's
+# renderers differ from each other by a few dB.
 
 # %%
 target = torch.rand(1, 3, 64, 64, generator=gen)

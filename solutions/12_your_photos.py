@@ -53,7 +53,7 @@ assert abs(read[0, 0, 0].item() - levels[0, 0] / 1000) < 1e-6
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:
-    far = torch.tensor([[1.0, 70.0], [300.0, 2.5]])
+    far = torch.tensor([[1.0037, 70.1234], [300.123, 2.5049]])  # not whole centimetres
     with pytest.raises(ValueError, match="16-bit"):
         save_depth(Path(tmp) / "far.png", far)
     save_depth(Path(tmp) / "far.png", far, depth_scale=100)
@@ -99,8 +99,11 @@ assert close > 3 * apart
 # *Time `onnx_sizes` with one and with all CPU threads (`torch.set_num_threads`,
 # `ort.SessionOptions().intra_op_num_threads`).*
 #
-# Run the chapter twice, with `python -m lib.course run 12 --threads 1` and without. What to
-# look for: on a small model and small images, one thread is often *not* much slower, because
+# `python -m lib.course run 12 --threads 1` sets the thread count of PyTorch (through
+# `OMP_NUM_THREADS`) but not of ONNX Runtime, whose session uses all physical cores unless told
+# otherwise: for the ONNX side, create the session with
+# `opts = ort.SessionOptions(); opts.intra_op_num_threads = 1` and pass `sess_options=opts`
+# (and `intra_op_num_threads = 0`, the default, for all cores). What to look for: on a small model and small images, one thread is often *not* much slower, because
 # each convolution is too small to split well across cores and the threads mostly wait for each
 # other; the gain grows with the image size. The numbers depend on the machine, which is why
 # the chapter measures them rather than quoting them.

@@ -132,3 +132,15 @@ def test_built_course_in_a_real_browser():
         fetched = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)="(https?:[^"]*)"', html)
         assert not fetched, f"{page.name} fetches {fetched[:3]}"
     assert len(viewers) == 2 and all(v["slider_changes_image"] and v["loaded"] for v in viewers)
+
+
+def test_display_viewer_gives_the_pdf_a_still_and_returns_nothing(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    img, disp = torch.rand(3, 16, 16), torch.rand(1, 16, 16) + 0.2
+    grid = refocus_viewer.focal_grid(img, {"true": disp}, [1.0, 3.0], [2.0], lambda n: 6.0 / n)
+    out = refocus_viewer.display_viewer("t", grid, [1.0, 3.0], [2.0], {"true": disp})
+    assert out is None  # a cell ending in the call must not print the page's source
+    (bundle,) = shown
+    assert set(bundle) == {"text/html", "image/png", "text/plain"}
+    assert "data:image/jpeg;base64," in bundle["text/html"] and len(bundle["text/plain"]) < 300
