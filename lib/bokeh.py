@@ -55,6 +55,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from lib import checks
+
 __all__ = ["coc_radius", "K_from_lens", "render_bokeh", "focal_stack", "aperture_kernel", "layer_radii"]
 
 Number = float | int
@@ -80,8 +82,8 @@ def coc_radius(disparity: torch.Tensor, focus_disparity: Number | torch.Tensor,
     >>> coc_radius(torch.tensor([0.1, 0.5, 1.0]), 0.5, 10.0)
     tensor([-4.,  0.,  5.])
     """
-    fd = _per_image(focus_disparity, disparity, "focus_disparity")
-    k = _per_image(K, disparity, "K")
+    fd = checks.per_image(focus_disparity, disparity, "focus_disparity")
+    k = checks.per_image(K, disparity, "K")
     return k * (disparity - fd)
 
 
@@ -197,21 +199,6 @@ def layer_radii(max_radius: float, step: float = 0.3) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _per_image(value, like: torch.Tensor, name: str) -> torch.Tensor:
-    """A float or (B,) tensor as a tensor broadcastable against ``like`` (B,...)."""
-    if isinstance(value, torch.Tensor):
-        v = value.to(device=like.device, dtype=like.dtype)
-        if v.dim() == 0:
-            return v
-        if v.dim() != 1 or (like.dim() >= 1 and v.shape[0] != like.shape[0]):
-            raise ValueError(f"{name} must be a float or a (B,) tensor with B = {like.shape[0]}, got shape "
-                             f"{tuple(v.shape)}")
-        return v.view(-1, *([1] * (like.dim() - 1)))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return torch.tensor(float(value), device=like.device, dtype=like.dtype)
-    raise TypeError(f"{name} must be a float or a (B,) tensor, got {type(value).__name__}")
 
 
 def check_image_and_disparity(image: torch.Tensor, disparity: torch.Tensor, unbatched_ok: bool = False) -> None:

@@ -28,6 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lib import checks
 from lib.sampling import (
     edge_guided_pairs,
     edge_pixel_count,
@@ -50,20 +51,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- checks and helpers
-def _check(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
-    for name, x in (("pred", pred), ("target", target)):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point torch.Tensor")
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"{name} must have shape (B,1,H,W), got {tuple(x.shape)}")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
-        raise TypeError("valid must be a bool torch.Tensor")
-    if valid.shape != pred.shape:
-        raise ValueError(f"valid must have the shape of pred {tuple(pred.shape)}, got {tuple(valid.shape)}")
-
-
 def _masked(x: torch.Tensor, valid: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """``x`` where valid, ``fill`` elsewhere (gradient 0 there, whatever x holds)."""
     return torch.where(valid, x, torch.full((), fill, dtype=x.dtype, device=x.device))
@@ -145,7 +132,7 @@ def ranking_loss(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, 
     >>> round(ranking_loss(p, t, torch.tensor([[0, 2]]), torch.tensor([[1, 3]]), v).item(), 4)
     0.8466
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     use = valid_pairs(valid, idx_a, idx_b)                                 # (B,n); also checks indices
     p, t = _masked(pred, valid).flatten(1), _masked(target, valid, 1.0).flatten(1)
     pa, pb = p.gather(1, idx_a), p.gather(1, idx_b)
@@ -193,7 +180,7 @@ def structure_guided_ranking_loss(pred: torch.Tensor, target: torch.Tensor, imag
         sigma, alpha: as in :func:`ranking_loss`.
         generator: optional ``torch.Generator`` for the sampling.
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     if n_pairs is None:
         n_pairs = max(4, 4 * int(edge_pixel_count(image, valid).max()))
     if n_pairs < 4:
@@ -233,7 +220,7 @@ def scale_invariant_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.
     >>> round(scale_invariant_loss(2 * t, t, v).item(), 4)
     0.2402
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     per_image, has = _si_terms(_log_residual(pred, target, valid, eps), valid, lam)
     return _image_mean(per_image, has)
 
@@ -288,7 +275,7 @@ def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, la
     >>> round(silog_loss(2 * t, t, v).item(), 4)  # 10 * sqrt(0.15) * log 2
     2.6845
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     if reduction not in ("batch", "image"):
         raise ValueError(f"reduction must be 'batch' (pooled, as the reference) or 'image', got {reduction!r}")
     g = _log_residual(pred, target, valid, eps)
@@ -340,7 +327,7 @@ def gradient_matching_loss(pred: torch.Tensor, target: torch.Tensor, valid: torc
     >>> gradient_matching_loss(p, torch.zeros_like(p), v, scales=1).item()
     0.5
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     if scales < 1:
         raise ValueError(f"scales must be >= 1, got {scales}")
     r = _masked(pred - _masked(target, valid), valid)
@@ -392,7 +379,7 @@ def ssi_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, alph
     >>> ssi_loss(5 * g - 7, g, v).abs().item() < 1e-5
     True
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     s, t = _scale_shift(pred, target, valid)
     aligned = s * _masked(pred, valid) + t
     r = _masked(aligned - _masked(target, valid), valid)
@@ -458,7 +445,7 @@ def ssi_trimmed_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tens
     >>> ssi_trimmed_loss(3 * g + 1, g, v).abs().item() < 1e-5
     True
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     if not 0.0 <= trim < 1.0:
         raise ValueError(f"trim must lie in [0, 1), got {trim}")
     p_hat = _median_mad_normalise(pred, valid, eps)

@@ -33,6 +33,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from lib import checks
+
 __all__ = [
     "EPS",
     "abs_rel_per_image",
@@ -56,30 +58,6 @@ _DIMS = (1, 2, 3)
 
 
 # ----------------------------------------------------------------------------- input checks
-
-
-def _check_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
-    """Reject anything that is not three matching (B,1,H,W) maps with a bool ``valid``."""
-    for name, x in (("pred", pred), ("target", target), ("valid", valid)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if pred.dim() != 4 or pred.shape[1] != 1:
-        raise ValueError(f"pred must have shape (B,1,H,W), got {tuple(pred.shape)}")
-    if target.shape != pred.shape:
-        raise ValueError(f"target shape {tuple(target.shape)} does not match pred shape {tuple(pred.shape)}")
-    if valid.shape != pred.shape:
-        raise ValueError(f"valid shape {tuple(valid.shape)} does not match pred shape {tuple(pred.shape)}")
-    if valid.dtype != torch.bool:
-        raise TypeError(f"valid must be a bool tensor, got {valid.dtype}")
-    if not pred.is_floating_point() or not target.is_floating_point():
-        raise TypeError(f"pred and target must be floating point, got {pred.dtype} and {target.dtype}")
-    if not (pred.device == target.device == valid.device):
-        raise ValueError(f"pred, target and valid are on different devices: {pred.device}, {target.device}, {valid.device}")
-    g = target[valid]
-    if not (torch.isfinite(g).all() and (g > 0).all()):
-        raise ValueError("target must be finite and > 0 at every valid pixel (depth in metres)")
-    if not torch.isfinite(pred[valid]).all():
-        raise ValueError("pred has NaN or infinite values at valid pixels")
 
 
 def _counts(valid: torch.Tensor) -> torch.Tensor:
@@ -153,7 +131,7 @@ def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
         >>> s.tolist(), t.tolist(), aligned.flatten().tolist()
         ([2.0], [2.0], [1.0, 2.0, 3.0, 4.0])
     """
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     n = _counts(valid)
     p, g = pred.double(), target.double()
     mp, mg = _masked_mean(p, valid, n), _masked_mean(g, valid, n)
@@ -269,7 +247,7 @@ def align_median(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
         >>> round(s.item(), 6), aligned.flatten().tolist()
         (0.333333, [1.0, 2.0, 4.0])
     """
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     n = _counts(valid)
     mp, mg = _masked_median(pred, valid), _masked_median(target, valid)
     has = n > 0
@@ -322,7 +300,7 @@ def align(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
         raise ValueError(f"space must be 'depth' or 'disparity', got {space!r}")
     if depth_cap is not None and not depth_cap > 0:
         raise ValueError(f"depth_cap must be > 0 metres, got {depth_cap}")
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     if method == "none":
         return pred
     fit = align_median if method == "median" else align_scale_shift
@@ -345,7 +323,7 @@ def align(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
 
 def _prepared(pred, target, valid):
     """float64 prediction (clamped to ``EPS``) and target, 1 where not valid; valid counts."""
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     n = _counts(valid)
     one = torch.ones_like(target, dtype=torch.float64)
     p = torch.where(valid, pred.double().clamp(min=EPS), one)
@@ -473,7 +451,7 @@ def whdr(pred: torch.Tensor, target: torch.Tensor, idx_a: torch.Tensor, idx_b: t
         >>> round(whdr(p, g, a, b, torch.ones_like(g, dtype=torch.bool)), 6)
         0.333333
     """
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     for name, idx in (("idx_a", idx_a), ("idx_b", idx_b)):
         if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"{name} must be an int64 (or int32) tensor of flat pixel indices")
@@ -531,7 +509,7 @@ def depth_edges(target: torch.Tensor, valid: torch.Tensor, threshold: float = 0.
         >>> depth_edges(g, torch.ones_like(g, dtype=torch.bool)).flatten().tolist()
         [False, True, True, False]
     """
-    _check_maps(target, target, valid)
+    checks.depth_maps(target, target, valid, target_positive=True, pred_finite=True)
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     if dilation < 0 or int(dilation) != dilation:
@@ -561,7 +539,7 @@ def soft_edge_error_map(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
     Neighbours outside the image or not valid are left out of the min (PatchFusion pads the
     shifted target with 0 instead, a border artefact). 0 where ``valid`` is False.
     """
-    _check_maps(pred, target, valid)
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     if radius < 0 or int(radius) != radius:
         raise ValueError(f"radius must be a non-negative integer, got {radius}")
     r = int(radius)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from lib.losses import _check, _masked, _median_mad_normalise
+from lib import checks
+from lib.losses import _masked, _median_mad_normalise
 
 __all__ = ["affine_normalise", "affine_invariant_residual", "ignore_top", "pseudo_label_loss", "cutmix_pseudo_label_loss"]
 
@@ -42,7 +43,7 @@ def affine_normalise(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e-6) ->
     >>> affine_normalise(x, v).flatten().tolist()        # median 2, MAD (1 + 0 + 1 + 8) / 4 = 2.5
     [-0.4000000059604645, 0.0, 0.4000000059604645, 3.200000047683716]
     """
-    _check(x, x, valid)
+    checks.depth_maps(x, x, valid)
     return _median_mad_normalise(x, valid, eps)
 
 
@@ -59,7 +60,7 @@ def affine_invariant_residual(pred: torch.Tensor, target: torch.Tensor, valid: t
         ``(B,1,H,W)`` residuals, 0 outside ``valid``. Unchanged when ``pred`` or ``target`` is
         replaced by ``a x + b`` with a > 0.
     """
-    _check(pred, target, valid)
+    checks.depth_maps(pred, target, valid)
     p_hat = _median_mad_normalise(pred, valid, eps)
     g_hat = _median_mad_normalise(_masked(target, valid), valid, eps)
     return _masked((p_hat - g_hat).abs(), valid)
@@ -158,7 +159,7 @@ def cutmix_pseudo_label_loss(pred: torch.Tensor, pseudo_a: torch.Tensor, pseudo_
     valid_b = valid_a if valid_b is None else valid_b
     if not isinstance(box, torch.Tensor) or box.dtype != torch.bool or box.shape != pred.shape:
         raise ValueError(f"box must be a bool tensor of the shape of pred {tuple(pred.shape)}")
-    _check(pred, pseudo_b, valid_b)
+    checks.depth_maps(pred, pseudo_b, valid_b)
     sum_a, n_a = _kept_sum(pred, pseudo_a, valid_a & ~box, ignore, eps)
     sum_b, n_b = _kept_sum(pred, pseudo_b, valid_b & box, ignore, eps)
     return (sum_a + sum_b) / (n_a + n_b).clamp_min(1)

@@ -60,6 +60,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib import checks
+
 __all__ = ["Rescale", "RandomCrop", "JointAugment"]
 
 _REQUIRED = ("image", "depth", "valid")
@@ -125,20 +127,6 @@ def _is_pixel_map(key: str, value: Any, H: int, W: int) -> bool:
     return isinstance(value, torch.Tensor) and value.ndim >= 2 and tuple(value.shape[-2:]) == (H, W)
 
 
-def _size_pair(size: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        pair = (int(size), int(size))
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size
-    ):
-        pair = (int(size[0]), int(size[1]))
-    else:
-        raise TypeError(f"{what} must be an int or a pair of ints (H, W), got {size!r}")
-    if min(pair) <= 0:
-        raise ValueError(f"{what} must be positive, got {size!r}")
-    return pair
-
-
 def _check_crop_fits(crop: tuple[int, int], H: int, W: int, who: str) -> None:
     if crop[0] > H or crop[1] > W:
         raise ValueError(
@@ -202,7 +190,7 @@ class Rescale:
                 raise ValueError(f"Rescale: size must be positive, got {size}")
             self.size: int | tuple[int, int] = int(size)
         else:
-            self.size = _size_pair(size, "Rescale size")
+            self.size = checks.size_pair(size, "Rescale size", square_ok=True)
 
     def output_size(self, H: int, W: int) -> tuple[int, int]:
         """(H', W') for an input of size (H, W)."""
@@ -260,7 +248,7 @@ class RandomCrop:
     """
 
     def __init__(self, size: int | tuple[int, int], generator: torch.Generator | None = None):
-        self.size = _size_pair(size, "RandomCrop size")
+        self.size = checks.size_pair(size, "RandomCrop size", square_ok=True)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"RandomCrop: generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
@@ -409,7 +397,7 @@ class JointAugment:
         if self.scale[0] <= 0:
             raise ValueError(f"JointAugment: scale factors must be > 0, got {scale!r}")
         self.rotate = _range(rotate, "rotate", symmetric=True)
-        self.crop = None if crop is None else _size_pair(crop, "JointAugment crop")
+        self.crop = None if crop is None else checks.size_pair(crop, "JointAugment crop", square_ok=True)
         if color_jitter < 0:
             raise ValueError(f"JointAugment: color_jitter must be >= 0, got {color_jitter}")
         self.gamma = _range(gamma, "gamma")

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lib import checks
 from lib.data import cache as _cache
 from lib.data.formats import _index
 from lib.data.raycast import linear_to_srgb8, render_linear
-from lib.data.synthetic import (GENERATOR_VERSION, _check_size, fibonacci_disk, render_arrays, sample_scene,
+from lib.data.synthetic import (GENERATOR_VERSION, fibonacci_disk, render_arrays, sample_scene,
                                 scene_seed)
 
 __all__ = ["BokehPairs", "TARGETS"]
@@ -82,7 +83,7 @@ class BokehPairs(Dataset):
         if not 0 <= lo <= hi:
             raise ValueError(f"max_blur must satisfy 0 <= lo <= hi, got {max_blur!r}")
         scene_seed(seed, split, 0)                                  # validates seed and split
-        self.n, self.size, self.seed, self.split = int(n), _check_size(size), int(seed), split
+        self.n, self.size, self.seed, self.split = int(n), checks.size_pair(size, "size", square_ok=True), int(seed), split
         self.target, self.samples, self.max_blur = target, int(samples), (lo, hi)
         self.params = {"n": self.n, "size": list(self.size), "seed": self.seed, "split": split, "target": target,
                        "samples": self.samples if target == "thin_lens" else 0, "max_blur": [lo, hi],

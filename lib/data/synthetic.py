@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lib import checks
 from lib.data import cache as _cache
 from lib.data.formats import _index
 from lib.data.raycast import (Box, Camera, Cone, Cylinder, Light, Material, Room, Scene, Sphere,
@@ -51,19 +52,6 @@ OBJECT_TEXTURES = ("plain", "checkers", "stripes", "noise", "planks", "tiles", "
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_size(size) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (size, size)                                      # a side: a square image
-    try:
-        H, W = (int(s) for s in size)
-        ok = (H, W) == tuple(size)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or H <= 0 or W <= 0:
-        raise ValueError(f"size must be two positive integers (H, W) (or one for a square), got {size!r}")
-    return H, W
-
-
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -151,7 +139,7 @@ def sample_closeup(seed: int, size: tuple[int, int] = (128, 128)) -> Scene:
     and the rooms of :func:`sample_scene` rarely show: most of the frame near, little
     floor, no horizon. Deterministic in ``seed``.
     """
-    seed, (H, W) = _check_seed(seed), _check_size(size)
+    seed, (H, W) = _check_seed(seed), checks.size_pair(size, "size", square_ok=True)
     rng = np.random.default_rng([seed, 3])
     u = lambda a, b: float(rng.uniform(a, b))                  # noqa: E731
     hfov = math.radians(u(30.0, 60.0))
@@ -199,7 +187,7 @@ def sample_scene(seed: int, size: tuple[int, int] = (128, 128),
     """
     if scenes not in SCENES:
         raise ValueError(f"scenes must be one of {SCENES}, got {scenes!r}")
-    seed, (H, W) = _check_seed(seed), _check_size(size)
+    seed, (H, W) = _check_seed(seed), checks.size_pair(size, "size", square_ok=True)
     draw = np.random.default_rng([seed, 2]).uniform()
     if scenes == "mixed" and draw < CLOSEUP_FRACTION:
         return sample_closeup(seed, (H, W))
@@ -337,7 +325,7 @@ def render_thin_lens(seed: int | Scene, size: tuple[int, int] | None = None, foc
     """
     if isinstance(seed, Scene):
         scene = seed
-        if size is not None and _check_size(size) != tuple(scene.camera.size):
+        if size is not None and checks.size_pair(size, "size", square_ok=True) != tuple(scene.camera.size):
             raise ValueError(f"size {size} differs from the scene's camera size {scene.camera.size}")
         name = "synthetic/custom"
     else:
@@ -387,7 +375,7 @@ class SyntheticRGBD(Dataset):
             raise ValueError(f"scenes must be one of {SCENES}, got {scenes!r}")
         if n > 2**32:
             raise ValueError(f"n must be at most 2**32, got {n}")
-        self.n, self.size, self.seed, self.split = int(n), _check_size(size), int(seed), split
+        self.n, self.size, self.seed, self.split = int(n), checks.size_pair(size, "size", square_ok=True), int(seed), split
         self.shadows, self.dropout = bool(shadows), float(dropout)
         self.params = {"n": self.n, "size": list(self.size), "seed": self.seed, "split": split,
                        "shadows": self.shadows, "dropout": self.dropout, "version": GENERATOR_VERSION}

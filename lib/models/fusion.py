@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.models.depth_net import _conv_norm_act
-from lib.models.tiling import _pair, crop_resize
+from lib import checks
+from lib.models.tiling import crop_resize
 
 __all__ = ["GlobalContext", "FusionUNet", "PatchFusion", "shifted_pairs", "overlap_difference", "consistency_loss",
            "pair_forward", "fusion_pair_loss"]
@@ -181,7 +182,7 @@ class PatchFusion(nn.Module):
     def __init__(self, coarse: nn.Module, fine: nn.Module, process_size: tuple[int, int], width: int = 16,
                  heads: int = 4):
         super().__init__()
-        self.process_size = _pair(process_size, "process_size")
+        self.process_size = checks.size_pair(process_size, "process_size")
         multiple = int(getattr(coarse, "multiple", 16))
         if any(s % multiple or s % 4 for s in self.process_size):
             raise ValueError(f"process_size must be multiples of {max(multiple, 4)}, got {self.process_size}")
@@ -290,8 +291,8 @@ def shifted_pairs(height: int, width: int, tile: tuple[int, int], n: int, max_sh
     >>> a.shape, bool(((b - a)[:, :2].abs() <= torch.tensor([16, 24])).all())
     (torch.Size([3, 4]), True)
     """
-    H, W = _pair((height, width), "image size")
-    th, tw = _pair(tile, "tile")
+    H, W = checks.size_pair((height, width), "image size")
+    th, tw = checks.size_pair(tile, "tile")
     if th > H or tw > W:
         raise ValueError(f"tile {th}x{tw} does not fit in the {H}x{W} image")
     if not 0 <= max_shift < 1:
@@ -327,7 +328,7 @@ def overlap_difference(map_a: torch.Tensor, map_b: torch.Tensor, box_a: torch.Te
     if box_a.shape != (map_a.shape[0], 4) or box_b.shape != box_a.shape:
         raise ValueError(f"box_a and box_b must be ({map_a.shape[0]},4), got {tuple(box_a.shape)}, {tuple(box_b.shape)}")
     h, w = map_a.shape[-2:]
-    size = _pair(size or (h, w), "size")
+    size = checks.size_pair(size or (h, w), "size")
     box_a, box_b = box_a.to(map_a.device).float(), box_b.to(map_a.device).float()
     ov = torch.cat([torch.maximum(box_a[:, :2], box_b[:, :2]), torch.minimum(box_a[:, 2:], box_b[:, 2:])], dim=1)
     keep = (ov[:, 2] > ov[:, 0]) & (ov[:, 3] > ov[:, 1])

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib import checks
 from lib.bokeh import check_image_and_disparity
 from lib.models import depth_net
 
@@ -43,20 +44,6 @@ __all__ = ["bokeh_condition", "UNetGenerator", "PatchCritic", "Pix2Pix", "genera
            "critic_loss_from_logits", "gan_step", "CONDITION_CHANNELS"]
 
 CONDITION_CHANNELS = 7
-
-
-def _per_image(value, B: int, like: torch.Tensor, name: str) -> torch.Tensor:
-    """A number, 0-d or (B,) tensor as a (B,1,1,1) tensor on ``like``'s device and dtype."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
-        raise TypeError(f"{name} must be a float or a (B,) tensor, got {type(value).__name__}")
-    v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    if v.dim() == 0:
-        v = v.expand(B)
-    if v.shape != (B,):
-        raise ValueError(f"{name} must be a float or a (B,) tensor with B = {B}, got shape {tuple(v.shape)}")
-    if not torch.isfinite(v).all():
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v.view(B, 1, 1, 1)
 
 
 def bokeh_condition(image: torch.Tensor, disparity: torch.Tensor, focus_disparity, K,
@@ -84,8 +71,8 @@ def bokeh_condition(image: torch.Tensor, disparity: torch.Tensor, focus_disparit
     if not scale > 0:
         raise ValueError(f"scale must be > 0 pixels, got {scale!r}")
     B, _, H, W = image.shape
-    fd = _per_image(focus_disparity, B, image, "focus_disparity")
-    k = _per_image(K, B, image, "K")
+    fd = checks.per_image(focus_disparity, image, "focus_disparity")
+    k = checks.per_image(K, image, "K")
     if (k < 0).any():
         raise ValueError(f"K must be >= 0 (pixels * metres), got {K!r}")
     disparity = disparity.to(image.dtype)

@@ -55,6 +55,8 @@ from torch import nn  # noqa: F401  (the doctests use it)
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from lib import checks
+
 __all__ = [
     "TilePredictor",
     "NaiveTiles",
@@ -103,7 +105,7 @@ class NaiveTiles:
     """
 
     def __init__(self, model: Callable, process_size: tuple[int, int]):
-        self.model, self.process_size = model, _pair(process_size, "process_size")
+        self.model, self.process_size = model, checks.size_pair(process_size, "process_size")
 
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         return image
@@ -114,16 +116,6 @@ class NaiveTiles:
             crops = F.interpolate(crops, size=self.process_size, mode="bilinear", align_corners=False,
                                   antialias=True).clamp_(0.0, 1.0)
         return _depth_of(self.model(crops))
-
-
-def _pair(size, what: str) -> tuple[int, int]:
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a pair (H, W) of positive integers, got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{what} must be a pair (H, W) of positive integers, got {size!r}")
-    return h, w
 
 
 def _cut(image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -166,7 +158,7 @@ def tile_boxes(height: int, width: int, mode: str = "P16", seed: int | torch.Gen
     [16, 49, 59]
     """
     kind, n = parse_mode(mode)
-    H, W = _pair((height, width), "image size")
+    H, W = checks.size_pair((height, width), "image size")
     if H < GRID or W < GRID:
         raise ValueError(f"tiling needs an image of at least {GRID}x{GRID} pixels, got {H}x{W}")
     th, tw = -(-H // GRID), -(-W // GRID)
@@ -208,7 +200,7 @@ def blend_weight(height: int, width: int, inset: float = 0.1, sigma: float | Non
     >>> w.shape, round(float(w.max()), 3), round(float(w.min()), 3), bool((w == w.flip(0).flip(1)).all())
     (torch.Size([32, 48]), 1.001, 0.001, True)
     """
-    H, W = _pair((height, width), "tile size")
+    H, W = checks.size_pair((height, width), "tile size")
     if not (0 <= inset < 0.5 and (sigma is None or sigma >= 0) and 0 < floor <= 1):
         raise ValueError(f"need 0 <= inset < 0.5, sigma >= 0 (or None) and 0 < floor <= 1, "
                          f"got {inset}, {sigma}, {floor}")
@@ -258,8 +250,8 @@ def crop_resize(maps: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], 
         raise ValueError(f"maps must be (B,C,h,w), got {tuple(maps.shape)}")
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (N,4) [y0, x0, y1, x1], got {tuple(boxes.shape)}")
-    oh, ow = _pair(size, "size")
-    H, W = _pair(image_size or maps.shape[-2:], "image_size")
+    oh, ow = checks.size_pair(size, "size")
+    H, W = checks.size_pair(image_size or maps.shape[-2:], "image_size")
     N, B = boxes.shape[0], maps.shape[0]
     if index is None:
         if B != 1 and B != N:
@@ -406,7 +398,7 @@ def tile_consistency_error(log_tiles: torch.Tensor, boxes: torch.Tensor, size: t
         raise ValueError(f"log_tiles must be (B,N,1,th,tw), got {tuple(log_tiles.shape)}")
     if boxes.ndim != 2 or boxes.shape != (log_tiles.shape[1], 4):
         raise ValueError(f"boxes must be ({log_tiles.shape[1]},4) for {log_tiles.shape[1]} tiles, got {tuple(boxes.shape)}")
-    H, W = _pair(size, "size")
+    H, W = checks.size_pair(size, "size")
     bx = boxes.long()
     if (bx[:, 2] - bx[:, 0] != log_tiles.shape[-2]).any() or (bx[:, 3] - bx[:, 1] != log_tiles.shape[-1]).any():
         raise ValueError("every box must have the size of the tiles")
