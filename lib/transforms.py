@@ -326,13 +326,18 @@ class JointAugment:
     ``A.GaussianBlur`` (sigma in ``blur_sigma`` pixels) with ``blur_p``; ``A.GaussNoise`` (std in
     ``noise_std``, in image units) with ``noise_p``. The result is clamped to [0, 1].
 
-    Intrinsics: every geometric step is an affine map of pixel coordinates, p' = A p (flip:
-    u' = W-1-u; affine: albumentations' matrix; crop: a shift), so ``intrinsics`` becomes
-    ``T @ K`` with ``T = A_crop @ A_affine @ A_flip``, exact in the pixel-centre convention of this
-    module. After a flip, ``T @ K`` would have fx < 0 (it maps the un-mirrored points); we read the
-    flipped photo, as is usual, as a photo of the MIRRORED scene (camera x -> -x) and store
-    ``T @ K @ diag(-1, 1, 1)``: fx unchanged, cx' = W-1-cx. Depth values are never changed. Two
-    consequences to know:
+    Intrinsics: the pixel map of the geometric steps, p' = T p, is not assembled from what each
+    step is (no branch per transform): five probe points (the corners and the centre of the
+    input, in the pixel-centre convention of this module) travel through the pipeline as
+    albumentations *keypoints*, which every geometric transform moves exactly as it moves the
+    pixels, and T is the affine map that sends the probes where they landed. So ``intrinsics``
+    becomes ``T @ K`` for any chain of flips, zooms, rotations, crops, transposes, or a geometric
+    step added with ``extra``; a step whose map is not affine (a perspective warp, an elastic
+    distortion) has no camera matrix and is refused with a ``ValueError``. A T with negative
+    determinant mirrors the picture (a flip): then ``T @ K`` would map the un-mirrored points; we
+    read the flipped photo, as is usual, as a photo of the MIRRORED scene (camera x -> -x) and
+    store ``T @ K @ diag(-1, 1, 1)``: for a flip fx is unchanged and cx' = W-1-cx. Depth values
+    are never changed. Two consequences to know:
 
     * After a rotation K' is no longer upper-triangular (it is K premultiplied by an in-plane
       rotation). It is still the exact camera matrix of the new image: ``z * inv(K') @ (u, v, 1)``
@@ -356,6 +361,8 @@ class JointAugment:
         noise_std: range of the additive Gaussian noise's standard deviation (image in [0, 1]).
         seed: seeds the internal random stream: two instances with the same seed produce the same
             sequence of augmentations. ``None`` draws fresh entropy.
+        extra: more albumentations transforms, applied after the crop and before the photometric
+            ops (e.g. ``A.Rotate`` or ``A.Transpose``); the intrinsics follow them (above).
 
     Call: ``aug(sample, generator=None)``. With a ``torch.Generator`` the draw of that call depends
     only on the generator (a 63-bit seed is taken from it), not on previous calls: use this inside a
@@ -392,6 +399,7 @@ class JointAugment:
         noise_std: tuple[float, float] = (0.005, 0.03),
         noise_p: float = 0.0,
         seed: int | None = None,
+        extra: list[A.BasicTransform] | tuple = (),
     ):
         self.scale = _range(scale, "scale")
         if self.scale[0] <= 0:
@@ -420,6 +428,11 @@ class JointAugment:
             )
         if self.crop is not None:
             geometric.append(A.RandomCrop(height=self.crop[0], width=self.crop[1], pad_if_needed=False, p=1.0))
+        for t in extra:
+            if not isinstance(t, A.BasicTransform):
+                raise TypeError(f"JointAugment: extra must hold albumentations transforms, got "
+                                f"{type(t).__name__}")
+        geometric += list(extra)
         photometric: list[A.BasicTransform] = []
         if color_jitter > 0:
             cj = float(color_jitter)
@@ -432,7 +445,8 @@ class JointAugment:
         photometric.append(A.GaussNoise(std_range=self.noise_std, p=_prob(noise_p, "noise_p")))
 
         self.pipeline = A.Compose(
-            geometric + photometric, mask_interpolation=nearest, save_applied_params=True, seed=seed
+            geometric + photometric, mask_interpolation=nearest, save_applied_params=True, seed=seed,
+            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
         )
         for t in self.pipeline.transforms:  # the guarantee the whole class rests on
             if hasattr(t, "mask_interpolation") and t.mask_interpolation != nearest:
@@ -445,6 +459,8 @@ class JointAugment:
 
     def __call__(self, sample: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         H, W = _check_sample(sample, "JointAugment")
+        if H < 2 or W < 2:
+            raise ValueError(f"JointAugment: the image must be at least 2x2 pixels, got {H}x{W}")
         if self.crop is not None:
             _check_crop_fits(self.crop, H, W, "JointAugment")
         if generator is not None:
@@ -461,7 +477,9 @@ class JointAugment:
             v = sample[k].detach().to("cpu")
             planes += [np.ascontiguousarray(p, dtype=np.float64) for p in v.reshape(-1, H, W).numpy()]
         img_np = np.ascontiguousarray(image.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy())
-        res = self.pipeline(image=img_np, masks=planes)
+        probes = np.array([[0.0, 0.0], [W - 1.0, 0.0], [0.0, H - 1.0], [W - 1.0, H - 1.0],
+                           [(W - 1) / 2, (H - 1) / 2]])
+        res = self.pipeline(image=img_np, masks=planes, keypoints=probes)
 
         out: dict[str, Any] = {}
         new_img = torch.from_numpy(np.ascontiguousarray(res["image"], dtype=np.float32)).permute(2, 0, 1)
@@ -486,7 +504,8 @@ class JointAugment:
             elif key in warped:
                 out[key] = warped[key]
             elif key == "intrinsics":
-                T, flipped = self._pixel_map(res["applied_transforms"])
+                T, flipped = self._pixel_map(probes, np.asarray(res["keypoints"], dtype=np.float64),
+                                             res["applied_transforms"])
                 # A flipped photo is read as a photo of the mirrored world (camera x -> -x), so
                 # K' = T K diag(-1, 1, 1): fx stays positive and cx' = W-1-cx.
                 mirror = np.diag([-1.0, 1.0, 1.0]) if flipped else None
@@ -496,21 +515,26 @@ class JointAugment:
         return out
 
     @staticmethod
-    def _pixel_map(applied: list[tuple[str, dict[str, Any]]]) -> tuple[np.ndarray, bool]:
-        """The 3x3 map p_out = T p_in of pixel coordinates composed from the applied steps, and
-        whether a horizontal flip was among them."""
-        T, flipped = np.eye(3), False
-        for name, params in applied:
-            if name == "HorizontalFlip":
-                flipped = True
-                W = params["shape"][1]
-                T = np.array([[-1.0, 0.0, W - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ T
-            elif name == "Affine":
-                T = np.asarray(params["matrix"], dtype=np.float64) @ T
-            elif name == "RandomCrop":
-                x0, y0 = params["crop_coords"][:2]
-                T = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ T
-        return T, flipped
+    def _pixel_map(before: np.ndarray, after: np.ndarray, applied) -> tuple[np.ndarray, bool]:
+        """The 3x3 affine map p_out = T p_in that sends the probe points ``before`` (N,2) to
+        ``after``, and whether it mirrors the picture (negative determinant). Refuses a map that
+        is not affine: it has no camera matrix."""
+        # the first three probes are (0, 0), (W-1, 0), (0, H-1): they give T exactly (where
+        # they go is T's translation and its two columns scaled); the others check it
+        (x0, y0), (x1, _), (_, y2) = before[:3]
+        T = np.eye(3)
+        T[:2, 0] = (after[1] - after[0]) / (x1 - x0)
+        T[:2, 1] = (after[2] - after[0]) / (y2 - y0)
+        T[:2, 2] = after[0] - T[:2, :2] @ before[0]
+        predicted = before @ T[:2, :2].T + T[:2, 2]
+        residual = float(np.abs(predicted - after).max())
+        if residual > 1e-3 * max(1.0, float(np.abs(before).max())):
+            names = ", ".join(name for name, _ in applied)
+            raise ValueError(
+                f"JointAugment: the transforms applied ({names}) move pixels by a map that is not "
+                f"affine (the probe points miss an affine fit by {residual:.3g} px), so no "
+                "intrinsics matrix describes the result; leave such a step out")
+        return T, bool(np.linalg.det(T[:2, :2]) < 0)
 
     def __repr__(self) -> str:
         names = ", ".join(type(t).__name__ for t in self.pipeline.transforms)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import albumentations as A
+import cv2
 import pytest
 import torch
 
@@ -285,6 +287,45 @@ def test_joint_random_geometry_keeps_alignment_and_intrinsics_exact():
         assert err_px <= 0.75, err_px
         assert out["intrinsics"][0, 0] * out["intrinsics"][1, 1] > 0  # no negative focal length
     assert n_fill > 0  # rotations did bring pixels in from outside
+
+
+def points_agree(src: dict, out: dict) -> float:
+    """Largest gap, in source pixels, between the 3-D point of each output pixel (its K' and
+    depth) and that of the source pixel it was copied from (mirrored when the map flips)."""
+    h, w = out["depth"].shape[-2:]
+    keep = out["depth"][0] > 0
+    v, u = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    z = out["depth"][0][keep]
+    ys, xs = decode(out["depth"][0])
+    p_out = unproject(out["intrinsics"], u[keep], v[keep], z)
+    p_src = unproject(src["intrinsics"], xs[keep], ys[keep], z)
+    mirrored = p_src * torch.tensor([[-1.0], [1.0], [1.0]], dtype=torch.float64)
+    return min(float(((p_out - p) / z.double()).norm(dim=0).max() * 55.0) for p in (p_src, mirrored))
+
+
+@pytest.mark.parametrize("extra", [
+    [A.Rotate(limit=(17, 17), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=1.0)],
+    [A.Transpose(p=1.0)],
+    [A.VerticalFlip(p=1.0), A.Rotate(limit=(-40, -40), border_mode=cv2.BORDER_CONSTANT, fill=0,
+                                     fill_mask=0, p=1.0)],
+], ids=["rotate", "transpose", "vflip+rotate"])
+def test_joint_intrinsics_follow_a_geometric_op_it_has_no_branch_for(extra):
+    """The intrinsics come from where the pipeline sends probe points, so a step added with
+    ``extra`` is accounted for: projected 3-D points land on the transformed pixels."""
+    s = coded_sample()
+    out = no_photometric(hflip_p=0.5, seed=3, extra=extra)(s)
+    assert out["depth"].shape[-2:] == ((W, H) if isinstance(extra[0], A.Transpose) else (H, W))
+    assert (out["depth"] > 0).float().mean() > 0.5
+    assert points_agree(s, out) <= 0.75  # nearest resampling: < 0.71 source px
+    check_alignment(s, out, interior_image_check=False)
+
+
+def test_joint_refuses_a_step_without_a_camera_matrix():
+    aug = no_photometric(extra=[A.Perspective(scale=(0.1, 0.1), p=1.0)], seed=0)
+    with pytest.raises(ValueError, match="Perspective.*not affine"):
+        aug(coded_sample())
+    with pytest.raises(TypeError, match="albumentations transforms"):
+        no_photometric(extra=["rotate"])
 
 
 def test_joint_default_masks_are_resampled_nearest():
