@@ -412,84 +412,146 @@ def _paste(full: torch.Tensor, part: torch.Tensor, y0: int, x0: int) -> torch.Te
     return torch.slice_scatter(full, rows, dim=-2, start=y0, end=y1)
 
 
+# The layered renderer in steps. Each layer j (centre radius c_j, from `_layer_centres`) is
+#   1. boxed: the rows and columns where it can be non-zero (`_layer_box`);
+#   2. cut: its share of each pixel's colour and coverage, and the coverage it occludes with
+#      (`_layer_maps`);
+#   3. filled: the colour it would show where nearer occluders hide it (`_hidden`, then
+#      `_push_pull` inside `_blur_layer`);
+#   4. blurred by its disc, at reduced resolution when the disc is wide (`_blur_layer`);
+#   5. composited over the layers behind it (`_composite`), back to front.
+
+FILL_MARGIN_JUMPS = 2.0    # the fill starts this many `jump`s in front of an edge ...
+FILL_MARGIN_SLOPE = 0.5    # ... plus this share of `slope` times the layer's radius, so that the
+                           # blurred fill stays under the blurred occluder and never shows beside it
+MAX_DOWNSAMPLE = 8         # a wide disc is blurred at 1/2, 1/4 or at most 1/8 of the resolution
+
+
+def _layer_ranges(t: torch.Tensor, excess: torch.Tensor, jump: float, fill: bool) -> list:
+    """Per axis (rows, then columns), per row/column: the lowest and highest fractional layer
+    index of its pixels, and the highest index of a pixel that occludes a depth edge (the fill
+    paints behind those). The batch shares them."""
+    td = t.detach()
+    tf = torch.where(excess > FILL_MARGIN_JUMPS * jump, td, torch.full_like(td, -1.0)) if fill \
+        else torch.full_like(td, -1.0)
+    return [[r.tolist() for r in (td.amin(dim=(0, 1, k)), td.amax(dim=(0, 1, k)),
+                                  tf.amax(dim=(0, 1, k)))] for k in (3, 2)]
+
+
+def _layer_box(ranges: list, j: int, c: float, H: int, W: int):
+    """(y0, y1, x0, x1) of layer j: its own pixels (index in (j-1, j+1)) and, for the fill,
+    pixels in front of it at a depth edge, grown by the blur radius |c| + 1; None when empty."""
+    box = []
+    for lo, hi, hi_fill in ranges:
+        idx = [i for i, (l, h, f) in enumerate(zip(lo, hi, hi_fill)) if (l < j + 1 and h > j - 1) or f > j]
+        if not idx:
+            return None
+        box.append((idx[0], idx[-1] + 1))
+    pad = int(math.ceil(abs(c))) + 1
+    (y0, y1), (x0, x1) = box
+    return max(y0 - pad, 0), min(y1 + pad, H), max(x0 - pad, 0), min(x1 + pad, W)
+
+
+def _layer_maps(tc: torch.Tensor, lin: torch.Tensor, occluder: torch.Tensor, j: int, c: float
+                ) -> torch.Tensor:
+    """(B,5,h,w): premultiplied colour a*C (3), coverage a (1) and occluding coverage O (1).
+
+    A pixel at fractional index t shares its colour and coverage between the layers floor(t) and
+    ceil(t), ``a = 1 - |t - j|``; its occluding coverage goes whole to the nearest layer (two
+    shares of one opaque pixel do not each let half the light through), and only where the pixel
+    stands in front of a depth edge (``occluder``), except in the focus layer, which hides all.
+    """
+    a = (1.0 - (tc - j).abs()).clamp(min=0.0)
+    nearest = (tc.detach().round() == j).to(a.dtype)
+    occ = nearest if c == 0.0 else nearest * occluder
+    return torch.cat([a * lin, a, occ], 1)
+
+
+def _hidden(tc: torch.Tensor, excess: torch.Tensor, j: int, centres: list[float], jump: float,
+            slope: float):
+    """Where occluders in front hide layer j (None when nowhere): pixels at least two layers
+    nearer (one, when the next is the focus layer), standing in front of a depth edge by more
+    than the fill margin, ramped over one ``jump``."""
+    if j >= len(centres) - 1:
+        return None
+    c = centres[j]
+    first = j + 1 if centres[j + 1] == 0.0 else j + 2
+    margin = FILL_MARGIN_JUMPS * jump + FILL_MARGIN_SLOPE * slope * abs(c)
+    hidden = (tc.detach().round() >= first).to(tc.dtype) * ((excess - margin) / jump).clamp(0.0, 1.0)
+    return hidden if bool((hidden > 0).any()) else None
+
+
+def _blur_layer(layer: torch.Tensor, hidden, c: float, *, blades: int, rotation: float,
+                downsample: bool) -> torch.Tensor:
+    """Fill the hidden part of a layer from its visible neighbourhood, then blur it by its disc
+    of radius |c| (flipped behind the focus plane, c < 0). A wide blur is smooth: with
+    ``downsample`` it runs at 1/f of the resolution, f doubling while the disc keeps a radius of
+    at least ``_LOWRES_RADIUS`` px, up to ``MAX_DOWNSAMPLE``."""
+    f = 1
+    while downsample and abs(c) / (2 * f) >= _LOWRES_RADIUS and f < MAX_DOWNSAMPLE:
+        f *= 2
+    h, w = layer.shape[-2:]
+    if f > 1:
+        layer = _downsample(layer, f)
+        if hidden is not None:
+            hidden = _downsample(hidden, f)
+    if hidden is not None:
+        est = _push_pull(layer[:, :4], 1.0 - hidden, start=max(4 // f, 1))
+        layer = torch.cat([layer[:, :4] + hidden * est, layer[:, 4:]], 1)
+    if c != 0.0:
+        kernel = aperture_kernel(abs(c) / f, blades, rotation, c > 0, device=layer.device,
+                                 dtype=layer.dtype)
+        layer = _fft_blur(layer, kernel)
+    if f > 1:
+        layer = F.interpolate(layer, scale_factor=f, mode="bilinear", align_corners=False)[..., :h, :w]
+    return layer
+
+
+def _composite(seen: torch.Tensor, last: torch.Tensor, layer: torch.Tensor, c: float,
+               box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer over what lies behind it, with occluding coverage O of this layer: the light
+    of every layer two or more behind (``seen``) is attenuated by 1 - O; the layer just behind
+    (``last``) holds the other share of the pixels between the two, the same surface, and is not
+    attenuated, except by the focus layer, which hides all. Returns the new (seen, last).
+
+    With autograd on, new tensors are built (:func:`_paste`); without, the buffers are updated
+    in place (the same numbers, less memory; ``tests/test_bokeh.py`` checks they agree)."""
+    y0, y1, x0, x1 = box
+    crop = (..., slice(y0, y1), slice(x0, x1))
+    light, behind = layer[:, :4], 1.0 - layer[:, 4:]
+    part = behind * (seen[crop] + last[crop]) if c == 0.0 else last[crop] + behind * seen[crop]
+    if torch.is_grad_enabled():
+        return _paste(seen + last, part, y0, x0), _paste(torch.zeros_like(last), light, y0, x0)
+    seen += last
+    seen[crop] = part
+    last.zero_()
+    last[crop] = light
+    return seen, last
+
+
 def _layered(lin: torch.Tensor, s: torch.Tensor, *, blades: int, rotation: float, layers: int | None,
              layer_step: float, fill: bool, slope: float, jump: float, downsample: bool) -> torch.Tensor:
-    """Layered rendering (see :func:`render_bokeh`): lin (B,3,H,W) linear light, s (B,1,H,W)."""
+    """Layered rendering (see :func:`render_bokeh`): lin (B,3,H,W) linear light, s (B,1,H,W)
+    signed blur radii; the steps are the functions above."""
     B, _, H, W = lin.shape
     centres = _layer_centres(float(s.min()), float(s.max()), layers, layer_step)
-    n = len(centres)
-    t = _layer_index(s, centres)                                       # pixel between layers floor(t), ceil(t)
+    t = _layer_index(s, centres)                                       # between layers floor(t), ceil(t)
     sd = s.detach()
     excess = sd - _lower_envelope(sd, slope)                           # drop beyond a surface of gradient `slope`
     occluder = ((excess - jump) / jump).clamp(0.0, 1.0)                # in front of a depth edge
-    # rows and columns where a layer can be non-zero: its own pixels (t in (j-1, j+1)) and, for the
-    # fill, pixels in front of it at a depth edge. The batch shares the box.
-    td = t.detach()
-    tf = torch.where(excess > 2.0 * jump, td, torch.full_like(td, -1.0)) if fill else torch.full_like(td, -1.0)
-    ranges = [[r.tolist() for r in (td.amin(dim=(0, 1, k)), td.amax(dim=(0, 1, k)), tf.amax(dim=(0, 1, k)))]
-              for k in (3, 2)]
-    # Compositing with occluding coverage O_k: the light of layer j is attenuated by (1 - O_k) for
-    # every layer k >= j + 2. The next layer (k = j + 1) holds the other share of the pixels between
-    # the two, the same surface: it does not occlude j, except the focus layer, which hides all.
-    # `seen` holds the sums of C and A that the next layer may attenuate, `last` the last layer's.
-    seen, last = lin.new_zeros(B, 4, H, W), lin.new_zeros(B, 4, H, W)
-    grad = torch.is_grad_enabled()
+    ranges = _layer_ranges(t, excess, jump, fill)
+    seen, last = lin.new_zeros(B, 4, H, W), lin.new_zeros(B, 4, H, W)  # sums of (C, A) behind
     for j, c in enumerate(centres):                                    # back to front
-        box = []
-        for lo, hi, hi_fill in ranges:
-            idx = [i for i, (l, h, f) in enumerate(zip(lo, hi, hi_fill)) if (l < j + 1 and h > j - 1) or f > j]
-            box.append((idx[0], idx[-1] + 1) if idx else None)
-        if None in box:                                                # nothing in this layer
+        box = _layer_box(ranges, j, c, H, W)
+        if box is None:                                                # nothing in this layer
             seen, last = seen + last, torch.zeros_like(last)
             continue
-        pad = int(math.ceil(abs(c))) + 1
-        (y0, y1), (x0, x1) = box
-        y0, y1, x0, x1 = max(y0 - pad, 0), min(y1 + pad, H), max(x0 - pad, 0), min(x1 + pad, W)
-        crop = (..., slice(y0, y1), slice(x0, x1))
+        crop = (..., slice(box[0], box[1]), slice(box[2], box[3]))
         tc = t[crop]
-        a = (1.0 - (tc - j).abs()).clamp(min=0.0)                      # this layer's share of each pixel
-        # colour and coverage are shared between the two layers around a pixel; its occluding
-        # coverage goes whole to the nearest layer (two shares of one opaque pixel do not each
-        # let half the light through)
-        nearest = (tc.detach().round() == j).to(a.dtype)
-        occ = nearest if c == 0.0 else nearest * occluder[crop]       # in focus: it hides all behind it
-        layer = torch.cat([a * lin[crop], a, occ], 1)
-        hidden = None
-        if fill and j < n - 1:              # what occluders in front (see below) hide of this layer
-            first = j + 1 if centres[j + 1] == 0.0 else j + 2
-            margin = 2.0 * jump + 0.5 * slope * abs(c)                 # keeps the blurred fill under them
-            hidden = (tc.detach().round() >= first).to(a.dtype) * ((excess[crop] - margin) / jump).clamp(0.0, 1.0)
-            if not bool((hidden > 0).any()):
-                hidden = None
-        f = 1                               # a wide blur is smooth: work at 1/f of the resolution
-        while downsample and abs(c) / (2 * f) >= _LOWRES_RADIUS and f < 8:
-            f *= 2
-        h, w = layer.shape[-2:]
-        if f > 1:
-            layer = _downsample(layer, f)
-            if hidden is not None:
-                hidden = _downsample(hidden, f)
-        if hidden is not None:
-            est = _push_pull(layer[:, :4], 1.0 - hidden, start=max(4 // f, 1))
-            layer = torch.cat([layer[:, :4] + hidden * est, layer[:, 4:]], 1)
-        if c != 0.0:
-            kernel = aperture_kernel(abs(c) / f, blades, rotation, c > 0, device=lin.device, dtype=lin.dtype)
-            layer = _fft_blur(layer, kernel)
-        if f > 1:
-            layer = F.interpolate(layer, scale_factor=f, mode="bilinear", align_corners=False)[..., :h, :w]
-        light, behind = layer[:, :4], 1.0 - layer[:, 4:]              # (C, A) and 1 - O of this layer
-        if c == 0.0:                        # the focus layer hides the last layer too
-            part = behind * (seen[crop] + last[crop])
-        else:
-            part = last[crop] + behind * seen[crop]
-        if grad:
-            seen = _paste(seen + last, part, y0, x0)
-            last = _paste(torch.zeros_like(last), light, y0, x0)
-        else:
-            seen += last
-            seen[crop] = part
-            last.zero_()
-            last[crop] = light
+        layer = _layer_maps(tc, lin[crop], occluder[crop], j, c)
+        hidden = _hidden(tc, excess[crop], j, centres, jump, slope) if fill else None
+        layer = _blur_layer(layer, hidden, c, blades=blades, rotation=rotation, downsample=downsample)
+        seen, last = _composite(seen, last, layer, c, box)
     total = seen + last
     num, den = total[:, :3], total[:, 3:]
     return num / den.clamp(min=_EPS)
