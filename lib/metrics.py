@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from lib import checks
 
 __all__ = [
+    "disparity",
     "EPS",
     "abs_rel_per_image",
     "align",
@@ -212,6 +213,17 @@ def align_to_points(pred: torch.Tensor, points, distances, space: str = "depth"
     scale, shift = (float(v) for v in torch.linalg.lstsq(A, y[:, None]).solution[:, 0])
     disp = (scale / pred.double() + shift).clamp(min=1e-6)
     return (1 / disp).to(pred.dtype), scale, shift
+
+
+def disparity(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``1/depth`` (1/m) at valid pixels, 0 elsewhere, without ever dividing by an invalid depth
+    (which may be 0). Chapter 04 trains in this space; chapter 07's teacher labels in it.
+
+    >>> disparity(torch.tensor([2.0, 0.0, 4.0]), torch.tensor([True, False, True])).tolist()
+    [0.5, 0.0, 0.25]
+    """
+    safe = torch.where(valid, depth, torch.ones_like(depth))
+    return torch.where(valid, 1.0 / safe, torch.zeros_like(depth))
 
 
 def flat_map(target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

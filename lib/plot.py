@@ -259,3 +259,19 @@ def teacher_student_diagram(n_labelled: int):
     ax.text(0.2, 8.0, "Depth Anything's recipe as chapter 07 runs it (dashed: the feature "
             "alignment of the ablation)", **style)
     return fig
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]):
+    """A Markdown table from a header and rows of formatted cells (chapters 03 and 05 print
+    their results with it); the rule's dashes follow the cell widths, so that the PDF gives each
+    column the room it needs, and every column but the first is right-aligned (numbers).
+
+    >>> md_table(["run", "WHDR"], [["a", "0.12"]]).data.splitlines()[1]
+    '|----|------:|'
+    """
+    from IPython.display import Markdown
+
+    widths = [max(len(str(c)) for c in col) + 2 for col in zip(*(list(rows) or [header]))]
+    rule = "|" + "|".join("-" * w + ("-" if j == 0 else ":") for j, w in enumerate(widths)) + "|"
+    body = ["| " + " | ".join(r) + " |" for r in [header, *rows]]
+    return Markdown("\n".join(body[:1] + [rule] + body[1:]))

@@ -117,14 +117,10 @@ def _depth_model(recipe: DepthRecipe) -> nn.Module:
     return DepthMaskNet(width=recipe.width)
 
 
-def _disparity(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    return torch.where(valid, 1.0 / torch.where(valid, depth, torch.ones_like(depth)),
-                       torch.zeros_like(depth))
-
-
 def _depth_loss(recipe: DepthRecipe) -> Callable:
     import torch.nn.functional as F
 
+    from lib import metrics
     from lib.losses import gradient_matching_loss, ssi_trimmed_loss
     from lib.train.recipe import log_l1_loss
 
@@ -134,7 +130,7 @@ def _depth_loss(recipe: DepthRecipe) -> Callable:
         def ssi(output, batch):
             valid = batch["valid"].bool() & (batch["depth"] > 0)
             return ssi_trimmed_loss(1.0 / output["depth"].float(),
-                                    _disparity(batch["depth"], valid), valid, trim=0.0,
+                                    metrics.disparity(batch["depth"], valid), valid, trim=0.0,
                                     alpha=recipe.grad_weight)
         return ssi
     if recipe.task == "mask":
