@@ -153,21 +153,33 @@ def curves(history_rows: Sequence[dict], x: str, ys: Sequence[str], *, title: st
     return fig
 
 
+def _diagram(size: tuple[float, float], xlim: tuple[float, float], ylim: tuple[float, float]):
+    """An empty canvas for a block diagram, in data units, without axes."""
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.axis("off")
+    return fig, ax
+
+
+def _rounded_box(ax, x0: float, y0: float, w: float, h: float, colour, pad: float) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x0, y0), w, h, boxstyle=f"round,pad={pad}", fc=colour, ec="0.3",
+                                lw=0.8))
+
+
 def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
     """The block diagram of chapter 08's patch fusion: which parts are frozen, which learnt,
     and how a tile's depth is made. Drawn at print size (9 in wide, text at 10.5 pt)."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyArrowPatch
 
     (H, W), (h, w) = image_size, process_size
-    fig, ax = plt.subplots(figsize=(9, 3.3))
-    ax.set_xlim(0, 11)
-    ax.set_ylim(-0.3, 4.1)
-    ax.axis("off")
+    fig, ax = _diagram((9, 3.3), (0, 11), (-0.3, 4.1))
     style = dict(fontsize=10.5)
 
     def box(x, y, text, colour, bw=1.6, bh=0.72):
-        ax.add_patch(FancyBboxPatch((x, y), bw, bh, boxstyle="round,pad=0.04", fc=colour,
-                                    ec="0.3", lw=0.8))
+        _rounded_box(ax, x, y, bw, bh, colour, pad=0.04)
         ax.text(x + bw / 2, y + bh / 2, text, ha="center", va="center", **style)
         return x, y, bw, bh
 
@@ -211,17 +223,11 @@ def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
 def teacher_student_diagram(n_labelled: int):
     """Chapter 07's recipe (Depth Anything's, at course scale) as a block diagram; the dashed
     arrows are the feature alignment of the chapter's ablation. Drawn at print size."""
-    from matplotlib.patches import FancyBboxPatch
-
-    fig, ax = plt.subplots(figsize=(9, 5.4))
-    ax.set_xlim(0, 13)
-    ax.set_ylim(-0.2, 8.2)
-    ax.axis("off")
+    fig, ax = _diagram((9, 5.4), (0, 13), (-0.2, 8.2))
     style = dict(fontsize=10.5)
 
     def box(x, y, text, colour, w=2.8, h=1.15):
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
-                                    fc=colour, ec="0.3", lw=0.8))
+        _rounded_box(ax, x - w / 2, y - h / 2, w, h, colour, pad=0.05)
         ax.text(x, y, text, ha="center", va="center", **style)
 
     def arrow(a, b, text="", at=None, colour="0.25", ls="-", rad=0.0, ha="center"):
