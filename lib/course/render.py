@@ -204,6 +204,16 @@ def _escape_tex(s: str) -> str:
     return s
 
 
+def for_the_page(exporter):
+    """The preprocessors every rendering shares (PDF, the book, the HTML site): the cell tags
+    (``remove-cell``, ``remove-input``, ``remove-output``) and :class:`CleanOutputs`."""
+    exporter.register_preprocessor(TagRemovePreprocessor(
+        remove_cell_tags={"remove-cell"}, remove_input_tags={"remove-input"},
+        remove_all_outputs_tags={"remove-output"}, enabled=True), True)
+    exporter.register_preprocessor(CleanOutputs(), True)
+    return exporter
+
+
 def _exporter(kind: str, no_input: bool, template: Path = TEMPLATE):
     from nbconvert import HTMLExporter, PDFExporter
 
@@ -214,10 +224,7 @@ def _exporter(kind: str, no_input: bool, template: Path = TEMPLATE):
         exp.raw_mimetypes = ["text/latex", ""]  # PDFExporter's own list names application/pdf only
     else:
         exp = HTMLExporter(template_name="lab")
-    exp.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"remove-cell"},
-                                                    remove_input_tags={"remove-input"},
-                                                    remove_all_outputs_tags={"remove-output"}, enabled=True), True)
-    exp.register_preprocessor(CleanOutputs(), True)
+    for_the_page(exp)
     if no_input:
         exp.exclude_input = True
         exp.exclude_input_prompt = True

@@ -101,10 +101,7 @@ def _exporter():
     exp.mathjax_url = MATHJAX_URL
     exp.embed_images = True
     exp.exclude_input_prompt = False
-    exp.register_preprocessor(render.TagRemovePreprocessor(
-        remove_cell_tags={"remove-cell"}, remove_input_tags={"remove-input"},
-        remove_all_outputs_tags={"remove-output"}, enabled=True), True)
-    exp.register_preprocessor(render.CleanOutputs(), True)
+    render.for_the_page(exp)
     return exp
 
 
