@@ -91,6 +91,18 @@ def run_one(nb: catalog.Notebook, parameters: dict, changed: dict, profile: str,
     return RunResult(nb.stem, output, ok, seconds, rec, error)
 
 
+def _checks_line(rec: dict) -> str:
+    checks = rec.get("checks", [])
+    held = sum(c.get("held", False) for c in checks)
+    return f"checks: {held}/{len(checks)} held" if checks else ""
+
+
+def _log_not_held(rec: dict, log) -> None:
+    for c in rec.get("checks", []):
+        if not c.get("held"):
+            log(f"        not held: {c['claim']}", flush=True)
+
+
 def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str, Any] | None = None,
         keep_going: bool = False, log=print, threads: int | None = None,
         force: bool = False) -> list[RunResult]:
@@ -113,28 +125,19 @@ def run(selection: list[str] | None, profile: str = "quick", overrides: dict[str
         if not why:
             rec = cache.load(nb.stem).get("record", {})
             log(f"{head} up to date, not run again (--force to rerun); "
-                f"{rec.get('checks_line', '')}".rstrip("; "), flush=True)
-            for c in rec.get("checks", []):
-                if not c.get("held"):
-                    log(f"        not held: {c['claim']}", flush=True)
+                f"{_checks_line(rec)}".rstrip("; "), flush=True)
+            _log_not_held(rec, log)
             results.append(RunResult(nb.stem, executed, True, 0.0, rec))
             continue
         log(f"{head} ... ({why})", flush=True)
         res = run_one(nb, params, changed, profile, threads=threads)
         results.append(res)
-        checks_line = ""
-        checks = res.record.get("checks", [])
-        if checks:
-            held = sum(c.get("held", False) for c in checks)
-            checks_line = f"checks: {held}/{len(checks)} held"
-            log(f"      {checks_line}", flush=True)
-            for c in checks:
-                if not c.get("held"):
-                    log(f"        not held: {c['claim']}", flush=True)
+        if _checks_line(res.record):
+            log(f"      {_checks_line(res.record)}", flush=True)
+        _log_not_held(res.record, log)
         if res.output == executed:
             cache.save(nb.stem, run_key=cache.key(parts), run_inputs=parts, run_ok=res.ok,
-                       executed_hash=cache.file_hash(executed),
-                       record={**res.record, "checks_line": checks_line})
+                       executed_hash=cache.file_hash(executed), record=res.record)
         if res.ok:
             log(f"      done in {res.seconds:.1f} s -> {res.output}", flush=True)
         else:
