@@ -175,7 +175,7 @@ def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
     from matplotlib.patches import FancyArrowPatch
 
     (H, W), (h, w) = image_size, process_size
-    fig, ax = _diagram((9, 3.3), (0, 11), (-0.3, 4.1))
+    fig, ax = _diagram((9, 3.4), (-0.15, 11.0), (-0.5, 4.1))
     style = dict(fontsize=10.5)
 
     def box(x, y, text, colour, bw=1.6, bh=0.72):
@@ -214,7 +214,7 @@ def fusion_diagram(image_size: tuple[int, int], process_size: tuple[int, int]):
     link((8.6, 2.55), (8.6, 1.43))
     ax.text(8.7, 1.95, "context, c", color="0.3", **style)
     link((2.65, 0.55), (8.1, 0.55), rad=0.22)
-    ax.text(5.3, -0.25, "RGB crop", color="0.3", **style)
+    ax.text(5.3, -0.38, "RGB crop", color="0.3", **style)
     ax.text(0.0, 4.05, "blue: frozen, orange: learnt. Log depth of a tile: c + g (f' - c) + r",
             **style)
     return fig
