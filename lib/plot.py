@@ -13,6 +13,7 @@ import math
 
 import matplotlib
 import matplotlib.figure
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.text
 import numpy as np
@@ -281,3 +282,44 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]):
     rule = "|" + "|".join("-" * w + ("-" if j == 0 else ":") for j, w in enumerate(widths)) + "|"
     body = ["| " + " | ".join(r) + " |" for r in [header, *rows]]
     return Markdown("\n".join(body[:1] + [rule] + body[1:]))
+
+
+def thin_lens_diagram(f: float = 1.0, S_f: float = 3.0, near: float = 2.0, far: float = 6.0,
+                      A: float = 0.5):
+    """Chapter 09's thin lens: rays from a point in focus, a near and a far point through a
+    lens at x = 0 to the sensor at v_f = 1 / (1/f - 1/S_f); a point off the focus plane meets
+    the sensor as a disc (the thick bars). Lengths in units of the focal length f."""
+    v = lambda S: 1.0 / (1.0 / f - 1.0 / S)  # noqa: E731  (the lens equation)
+    vf = v(S_f)
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.add_patch(matplotlib.patches.Ellipse((0, 0), 0.12, 2.3 * A, color="tab:blue",
+                                            alpha=0.25))
+    ax.plot([vf, vf], [-1.3 * A, 1.3 * A], color="k", lw=3)
+    ax.text(vf + 0.05, 1.2 * A, "sensor", fontsize=9)
+    points = ((S_f, "tab:green", "in focus", 0.0), (near, "tab:red", "near", 0.4),
+              (far, "tab:purple", "far", -0.5))  # off-axis heights separate the cones
+    for S, colour, name, y0 in points:
+        img_v = v(S)
+        img_y = -y0 * img_v / S  # magnification -v/S
+        ax.plot(-S, y0, "o", color=colour)
+        ax.text(-S, y0 + 0.12, f"{name}\nS = {S:g}", ha="center", fontsize=8, color=colour)
+        for edge in (-A, A):
+            ax.plot([-S, 0], [y0, edge], color=colour, lw=1)
+            # beyond the lens: towards the image point, continued to the sensor if the
+            # image point lies before it
+            end = max(img_v, vf)
+            ax.plot([0, end], [edge, edge + end / img_v * (img_y - edge)], color=colour,
+                    lw=1, ls="-" if end == img_v else "--")
+        if S != S_f:
+            hit = [edge + (vf / img_v) * (img_y - edge) for edge in (-A, A)]
+            ax.plot([vf, vf], hit, color=colour, lw=5, alpha=0.6)
+    ax.annotate("", xy=(0, -A), xytext=(0, A),
+                arrowprops=dict(arrowstyle="<->", color="tab:blue"))
+    ax.text(0.05, -A - 0.1, "aperture D", color="tab:blue", fontsize=9)
+    ax.set_xlabel("distance along the optical axis (units of f)")
+    ax.set_ylabel("height")
+    ax.set_title("thin lens: a point off the focus plane meets the sensor as a disc "
+                 "(thick bars)")
+    ax.set_xlim(-far - 0.5, vf + 0.9)
+    return fig

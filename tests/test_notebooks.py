@@ -36,6 +36,46 @@ def test_code_fits_the_page(path):
                      f"{long[0][1][:60]!r}..."
 
 
+MAX_CELL_LINES, MEDIAN_CELL_LINES = 40, 15
+
+
+def code_cell_lengths(path) -> list[int]:
+    """Lines of each code cell of a notebook (trailing blank lines not counted)."""
+    cells = json.loads(path.read_text())["cells"]
+    return [len("".join(c["source"]).rstrip("\n").splitlines())
+            for c in cells if c["cell_type"] == "code"]
+
+
+def test_code_cells_define_run_and_show_in_short_steps(capsys):
+    """A cell a reader takes in at once: none over 40 lines, the course-wide median at most
+    15 (the parameters cells included). Prints both numbers and each chapter's."""
+    import statistics
+
+    lengths = {p.stem: code_cell_lengths(p) for p in NOTEBOOKS}
+    every = [n for v in lengths.values() for n in v]
+    with capsys.disabled():
+        print(f"\ncode cells: {len(every)}, median {statistics.median(every):g} lines, "
+              f"longest {max(every)} (limits: median {MEDIAN_CELL_LINES}, "
+              f"longest {MAX_CELL_LINES})")
+        for name, v in lengths.items():
+            print(f"  {name}: {len(v)} cells, median {statistics.median(v):g}, longest {max(v)}")
+    long = {name: [n for n in v if n > MAX_CELL_LINES] for name, v in lengths.items()}
+    long = {k: v for k, v in long.items() if v}
+    assert not long, f"code cells over {MAX_CELL_LINES} lines: {long}; split them into " \
+                     "define / run / show"
+    assert statistics.median(every) <= MEDIAN_CELL_LINES, \
+        f"median code cell {statistics.median(every):g} lines > {MEDIAN_CELL_LINES}"
+
+
+def test_cell_length_counts_by_hand(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": ["a = 1\n", "b = 2\n", "\n"]},
+                    {"cell_type": "markdown", "source": ["# x\n", "y"]},
+                    {"cell_type": "code", "source": ["print(1)"]}]}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    assert code_cell_lengths(path) == [2, 1]
+
+
 @pytest.fixture(scope="module")
 def smoke_runs():
     """Execute every notebook once with its smoke profile (into the tests' own reports dir)."""
