@@ -13,7 +13,9 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -342,13 +344,7 @@ def fit(
             model.to(memory_format=torch.channels_last)
         if world > 1:
             train_loader = _distribute(train_loader, rank, world, seed)
-
-        if epochs is not None:
-            try:
-                steps = int(epochs) * len(train_loader)
-            except TypeError:
-                raise ValueError("epochs= needs a loader with a length; give steps= instead") from None
-        steps = int(steps)
+        steps = _total_steps(steps, epochs, train_loader)
         every = max(1, steps // 10)
         val_every = val_every or every
         checkpoint_every = checkpoint_every or every
@@ -359,176 +355,268 @@ def fit(
         elif not isinstance(optimizer, torch.optim.Optimizer):
             optimizer = optimizer(params)
         sched = _lr_schedule(optimizer, scheduler, steps, warmup)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-
-        history = History()
-        step = epoch = batch_in_epoch = 0
-        restore_rng = None
-        ckpt_path = Path(checkpoint) if checkpoint is not None else None
-        if resume and ckpt_path.is_file():
-            ckpt = load_checkpoint(ckpt_path, map_location=device)
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            if sched is not None and ckpt.get("scheduler") is not None:
-                sched.load_state_dict(ckpt["scheduler"])
-            if ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
-            step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
-            history = History(ckpt.get("history", []))
-            if ckpt.get("steps") != steps and step < steps:
-                warnings.warn(f"resuming a run of {ckpt.get('steps')} steps as a run of {steps}: "
-                              "the learning-rate schedule changes", stacklevel=2)
-            if ckpt.get("world_size", 1) != world or not _order_is_reproducible(train_loader):
-                warnings.warn("resume: different number of processes or a custom sampler, the data order "
-                              "after resuming is not the one of the interrupted run", stacklevel=2)
-            states = ckpt.get("rng") or []
-            restore_rng = states[rank] if rank < len(states) else None
-            if step >= steps:
-                return history
-
-        net = model
+        run = _Run(model=model, loader=train_loader, loss_fn=loss_fn,
+                   forward=forward or _default_forward, params=params, optimizer=optimizer,
+                   sched=sched,
+                   scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+                   steps=steps, seed=seed, rank=rank, world=world, device=device,
+                   amp_dtype=amp_dtype, channels_last=channels_last, grad_clip=grad_clip,
+                   ckpt_path=Path(checkpoint) if checkpoint is not None else None,
+                   val_loader=val_loader, val_metrics=val_metrics, progress=progress)
+        if resume and run.ckpt_path.is_file():
+            run.resume()
+            if run.step >= steps:
+                return run.history
         if world > 1:
             # find_unused_parameters: a chapter's loss may use only some heads (depth but not mask)
-            net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                      find_unused_parameters=True)
-        forward = forward or _default_forward
-        is_main = rank == 0
-        writer = _tensorboard_writer(tensorboard, ckpt_path) if is_main else None
+            run.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True)
+        if rank == 0:
+            run.writer = _tensorboard_writer(tensorboard, run.ckpt_path)
 
-        def save() -> None:
-            if ckpt_path is None:
-                return
-            states = [None] * world
-            if world > 1:
-                dist.all_gather_object(states, rng_state())
-            else:
-                states = [rng_state()]
-            if is_main:
-                e, b = epoch, batch_in_epoch
-                if _has_len(train_loader) and b >= len(train_loader):
-                    e, b = e + 1, 0  # the epoch is complete: resume at the start of the next one
-                raw = getattr(model, "config", None)
-                atomic_save({
-                    "format": "lib.train/1",
-                    "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-                    "model_kwargs": dict(raw) if isinstance(raw, dict) else None,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "step": step, "epoch": e, "batch_in_epoch": b, "steps": steps,
-                    "seed": seed, "world_size": world, "rng": states,
-                    "history": history.rows,
-                }, ckpt_path)
-            if world > 1:
-                dist.barrier()
-
-        def validate() -> None:
-            if val_loader is None:
-                return
-            if is_main:
-                metrics = evaluate(model, val_loader, device=device, metrics_fn=val_metrics,
-                                   forward=forward, amp_dtype=amp_dtype)
-                row = {"step": step, "split": "val", **{f"val_{k}": v for k, v in metrics.items()}}
-                history.append(row)
-                if writer is not None:
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"val/{k}", v, step)
-                if progress:
-                    tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            if world > 1:
-                dist.barrier()
-
-        bar = tqdm(total=steps, initial=step, desc="train", disable=not (progress and is_main), dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=run.step, desc="train", dynamic_ncols=True,
+                   disable=not (progress and rank == 0))
         saved_generators = _loader_generators(train_loader)
-        t_start = time.perf_counter()
-        t_log, loss_sum, gn_sum, n_logged, samples = t_start, 0.0, 0.0, 0, 0
+        run.t_start = run.t_log = time.perf_counter()
         try:
-            while step < steps:
-                _seed_epoch(train_loader, epoch, seed)
-                batches = iter(train_loader)
-                used = 0
-                for _ in range(batch_in_epoch):  # resuming mid-epoch: skip the batches already used
-                    if next(batches, None) is None:
-                        break
-                    used += 1
-                if restore_rng is not None:
-                    set_rng_state(restore_rng)
-                    restore_rng = None
-                if used < batch_in_epoch:  # the epoch had fewer batches than recorded
-                    epoch, batch_in_epoch = epoch + 1, 0
+            while run.step < steps:
+                batches = run.epoch_batches()
+                if batches is None:  # the epoch had fewer batches than the checkpoint says
                     continue
-                n_before = batch_in_epoch
+                n_before = run.batch_in_epoch
                 for batch in batches:
                     batch = _to_device(batch, device, channels_last)
-                    with _autocast(device, amp_dtype):
-                        output = forward(net, batch)
-                        loss = loss_fn(output, batch)
-                    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                        raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} "
-                                        f"{tuple(getattr(loss, 'shape', ()))}")
-                    loss_value = loss.item()
-                    if not math.isfinite(loss_value):
-                        raise FloatingPointError(
-                            f"non-finite loss ({loss_value}) at step {step + 1} (epoch {epoch}, batch "
-                            f"{batch_in_epoch} of the epoch){_batch_names(batch)}; training stopped"
-                            + (f", last checkpoint: {ckpt_path}" if ckpt_path else ""))
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    grad_norm = nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else math.inf).item()
-                    if not math.isfinite(grad_norm) and not scaler.is_enabled():
-                        raise FloatingPointError(
-                            f"non-finite gradient norm at step {step + 1} (epoch {epoch}, batch {batch_in_epoch} "
-                            f"of the epoch){_batch_names(batch)} although the loss was {loss_value}; training stopped")
-                    lr_used = optimizer.param_groups[0]["lr"]
-                    scaler.step(optimizer)
-                    scaler.update()
-                    if sched is not None:
-                        sched.step()
-                    step += 1
-                    batch_in_epoch += 1
+                    lr_used = run.optimise(batch)
                     bar.update(1)
-                    loss_sum += loss_value
-                    gn_sum += grad_norm if math.isfinite(grad_norm) else 0.0
-                    n_logged += 1
-                    samples += _batch_size(batch) * world
-
+                    step = run.step
                     if step % log_every == 0 or step == steps:
-                        mean_loss = loss_sum / n_logged
-                        if world > 1:  # the logged loss is the mean over all processes
-                            t = torch.tensor([mean_loss], device=device)
-                            dist.all_reduce(t)
-                            mean_loss = t.item() / world
-                        now = time.perf_counter()
-                        row = {"step": step, "split": "train", "epoch": epoch, "loss": mean_loss,
-                               "lr": lr_used, "grad_norm": gn_sum / n_logged,
-                               "samples_per_s": samples / max(now - t_log, 1e-9), "time_s": now - t_start}
-                        history.append(row)
-                        bar.set_postfix(loss=f"{mean_loss:.4g}", samples_s=f"{row['samples_per_s']:.1f}")
-                        if writer is not None:
-                            for k in ("loss", "lr", "grad_norm", "samples_per_s"):
-                                writer.add_scalar(f"train/{k}", row[k], step)
-                        t_log, loss_sum, gn_sum, n_logged, samples = now, 0.0, 0.0, 0, 0
+                        row = run.log(lr_used)
+                        bar.set_postfix(loss=f"{row['loss']:.4g}",
+                                        samples_s=f"{row['samples_per_s']:.1f}")
                     if step % val_every == 0 or step == steps:
-                        validate()
+                        run.validate()
                     if step % checkpoint_every == 0 or step == steps:
-                        save()
+                        run.save()
                     if step >= steps:
                         break
                 else:
-                    if batch_in_epoch == n_before == 0:
+                    if run.batch_in_epoch == n_before == 0:
                         raise ValueError("the training loader yielded no batch")
-                    epoch, batch_in_epoch = epoch + 1, 0
+                    run.epoch, run.batch_in_epoch = run.epoch + 1, 0
         finally:
             bar.close()
             _restore_loader_generators(train_loader, saved_generators)
-            if writer is not None:
-                writer.close()
-        return history
+            if run.writer is not None:
+                run.writer.close()
+        return run.history
     finally:
         if created_group:
             dist.destroy_process_group()
+
+
+def _total_steps(steps: int | None, epochs: int | None, loader) -> int:
+    if epochs is not None:
+        try:
+            return int(epochs) * len(loader)
+        except TypeError:
+            raise ValueError("epochs= needs a loader with a length; give steps= instead") from None
+    return int(steps)
+
+
+@dataclass
+class _Run:
+    """The state of one call of :func:`fit` (what a checkpoint holds) and the steps of its loop,
+    one method each: :meth:`resume`, :meth:`epoch_batches`, :meth:`optimise`, :meth:`log`,
+    :meth:`validate`, :meth:`save`. Only rank 0 logs to TensorBoard, validates and writes."""
+
+    model: nn.Module
+    loader: Any
+    loss_fn: LossFn
+    forward: Callable
+    params: list
+    optimizer: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    steps: int
+    seed: int
+    rank: int
+    world: int
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    grad_clip: float | None
+    ckpt_path: Path | None
+    val_loader: Any
+    val_metrics: Callable | None
+    progress: bool
+    net: nn.Module | None = None  # the model, or its DistributedDataParallel wrapper
+    writer: Any = None
+    history: History = field(default_factory=History)
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    restore_rng: Any = None  # random states to set once the resumed epoch's batches are skipped
+    # what the next history row averages: since t_log, over n_logged steps
+    t_start: float = 0.0
+    t_log: float = 0.0
+    loss_sum: float = 0.0
+    gn_sum: float = 0.0
+    n_logged: int = 0
+    samples: int = 0
+
+    def __post_init__(self):
+        self.net = self.model
+
+    def resume(self) -> None:
+        """Weights, optimiser, scheduler, scaler, position, history and random states from
+        the checkpoint; warns where the resumed run cannot follow the interrupted one."""
+        ckpt = load_checkpoint(self.ckpt_path, map_location=self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None and ckpt.get("scheduler") is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        self.history = History(ckpt.get("history", []))
+        if ckpt.get("steps") != self.steps and self.step < self.steps:
+            warnings.warn(f"resuming a run of {ckpt.get('steps')} steps as a run of {self.steps}: "
+                          "the learning-rate schedule changes", stacklevel=3)
+        if ckpt.get("world_size", 1) != self.world or not _order_is_reproducible(self.loader):
+            warnings.warn("resume: different number of processes or a custom sampler, the data order "
+                          "after resuming is not the one of the interrupted run", stacklevel=3)
+        states = ckpt.get("rng") or []
+        self.restore_rng = states[self.rank] if self.rank < len(states) else None
+
+    def epoch_batches(self):
+        """An iterator over the current epoch's batches, in the order ``(seed, epoch)`` fixes,
+        past the ``batch_in_epoch`` already used (resuming mid-epoch); None, and the next
+        epoch, when the epoch has fewer batches than that."""
+        _seed_epoch(self.loader, self.epoch, self.seed)
+        batches = iter(self.loader)
+        used = 0
+        for _ in range(self.batch_in_epoch):  # resuming mid-epoch: skip the batches already used
+            if next(batches, None) is None:
+                break
+            used += 1
+        if self.restore_rng is not None:
+            set_rng_state(self.restore_rng)
+            self.restore_rng = None
+        if used < self.batch_in_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            return None
+        return batches
+
+    def optimise(self, batch) -> float:
+        """One step on a batch already on the device: forward, loss, backward, clip, optimiser
+        and scheduler step; stops on a non-finite loss or gradient. Returns the learning rate
+        the step used."""
+        with _autocast(self.device, self.amp_dtype):
+            output = self.forward(self.net, batch)
+            loss = self.loss_fn(output, batch)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} "
+                            f"{tuple(getattr(loss, 'shape', ()))}")
+        loss_value = loss.item()
+        where = f"at step {self.step + 1} (epoch {self.epoch}, batch {self.batch_in_epoch} of " \
+                f"the epoch){_batch_names(batch)}"
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"non-finite loss ({loss_value}) {where}; training stopped"
+                + (f", last checkpoint: {self.ckpt_path}" if self.ckpt_path else ""))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.grad_clip if self.grad_clip else math.inf
+        grad_norm = nn.utils.clip_grad_norm_(self.params, clip).item()
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            raise FloatingPointError(f"non-finite gradient norm {where} although the loss was "
+                                     f"{loss_value}; training stopped")
+        lr_used = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.sched is not None:
+            self.sched.step()
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.loss_sum += loss_value
+        self.gn_sum += grad_norm if math.isfinite(grad_norm) else 0.0
+        self.n_logged += 1
+        self.samples += _batch_size(batch) * self.world
+        return lr_used
+
+    def log(self, lr_used: float) -> dict:
+        """A history row (the mean loss and gradient norm since the last row, over all
+        processes), to TensorBoard too; the means start again."""
+        mean_loss = self.loss_sum / self.n_logged
+        if self.world > 1:  # the logged loss is the mean over all processes
+            t = torch.tensor([mean_loss], device=self.device)
+            dist.all_reduce(t)
+            mean_loss = t.item() / self.world
+        now = time.perf_counter()
+        row = {"step": self.step, "split": "train", "epoch": self.epoch, "loss": mean_loss,
+               "lr": lr_used, "grad_norm": self.gn_sum / self.n_logged,
+               "samples_per_s": self.samples / max(now - self.t_log, 1e-9),
+               "time_s": now - self.t_start}
+        self.history.append(row)
+        if self.writer is not None:
+            for k in ("loss", "lr", "grad_norm", "samples_per_s"):
+                self.writer.add_scalar(f"train/{k}", row[k], self.step)
+        self.t_log, self.loss_sum, self.gn_sum, self.n_logged, self.samples = now, 0.0, 0.0, 0, 0
+        return row
+
+    def validate(self) -> None:
+        """Validation metrics as a history row (rank 0; the others wait)."""
+        from tqdm.auto import tqdm
+
+        if self.val_loader is None:
+            return
+        if self.rank == 0:
+            metrics = evaluate(self.model, self.val_loader, device=self.device,
+                               metrics_fn=self.val_metrics, forward=self.forward,
+                               amp_dtype=self.amp_dtype)
+            self.history.append({"step": self.step, "split": "val",
+                                 **{f"val_{k}": v for k, v in metrics.items()}})
+            if self.writer is not None:
+                for k, v in metrics.items():
+                    self.writer.add_scalar(f"val/{k}", v, self.step)
+            if self.progress:
+                tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}"
+                                                             for k, v in metrics.items()))
+        if self.world > 1:
+            dist.barrier()
+
+    def save(self) -> None:
+        """Everything :meth:`resume` reads, written atomically by rank 0 (with every
+        process's random states)."""
+        if self.ckpt_path is None:
+            return
+        states = [None] * self.world
+        if self.world > 1:
+            dist.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if self.rank == 0:
+            e, b = self.epoch, self.batch_in_epoch
+            if _has_len(self.loader) and b >= len(self.loader):
+                e, b = e + 1, 0  # the epoch is complete: resume at the start of the next one
+            raw = getattr(self.model, "config", None)
+            model = self.model
+            atomic_save({
+                "format": "lib.train/1",
+                "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "model_kwargs": dict(raw) if isinstance(raw, dict) else None,
+                "model": model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "step": self.step, "epoch": e, "batch_in_epoch": b, "steps": self.steps,
+                "seed": self.seed, "world_size": self.world, "rng": states,
+                "history": self.history.rows,
+            }, self.ckpt_path)
+        if self.world > 1:
+            dist.barrier()
 
 
 def _has_len(loader) -> bool:
