@@ -300,6 +300,32 @@ def _prob(p: float, what: str) -> float:
     return float(p)
 
 
+def _to_planes(maps: list[torch.Tensor], H: int, W: int) -> list[np.ndarray]:
+    """Every per-pixel map, channel by channel, as the HxW float64 planes albumentations warps
+    as ``masks``: exact for float32 depths, bools and integer labels below 2**53."""
+    planes: list[np.ndarray] = []
+    for v in maps:
+        v = v.detach().to("cpu")
+        planes += [np.ascontiguousarray(p, dtype=np.float64) for p in v.reshape(-1, H, W).numpy()]
+    return planes
+
+
+def _from_planes(planes, like: list[torch.Tensor], H: int, W: int) -> list[torch.Tensor]:
+    """The warped planes back as maps of the shapes (leading dims), dtypes and devices of
+    ``like``, at the new size H x W; bools from > 0.5, integers rounded."""
+    planes, out = iter(planes), []
+    for v in like:
+        n = int(np.prod(v.shape[:-2])) if v.ndim > 2 else 1
+        arr = torch.from_numpy(np.stack([next(planes) for _ in range(n)]))
+        arr = arr.reshape(*v.shape[:-2], H, W)
+        if v.dtype == torch.bool:
+            arr = arr > 0.5
+        elif not v.is_floating_point():
+            arr = arr.round()
+        out.append(arr.to(v.device, v.dtype))
+    return out
+
+
 class JointAugment:
     """Albumentations augmentation of a whole RGB-D sample with one geometric draw for all maps.
 
@@ -416,34 +442,8 @@ class JointAugment:
         self.seed = seed
         nearest = cv2.INTER_NEAREST
 
-        geometric: list[A.BasicTransform] = [A.HorizontalFlip(p=_prob(hflip_p, "hflip_p"))]
-        if self.scale != (1.0, 1.0) or self.rotate != (0.0, 0.0):
-            geometric.append(
-                A.Affine(
-                    scale=self.scale, rotate=self.rotate, keep_ratio=True,
-                    interpolation=cv2.INTER_LINEAR, mask_interpolation=nearest,
-                    border_mode=cv2.BORDER_CONSTANT, fill=0.0, fill_mask=0.0,
-                    p=_prob(affine_p, "affine_p"),
-                )
-            )
-        if self.crop is not None:
-            geometric.append(A.RandomCrop(height=self.crop[0], width=self.crop[1], pad_if_needed=False, p=1.0))
-        for t in extra:
-            if not isinstance(t, A.BasicTransform):
-                raise TypeError(f"JointAugment: extra must hold albumentations transforms, got "
-                                f"{type(t).__name__}")
-        geometric += list(extra)
-        photometric: list[A.BasicTransform] = []
-        if color_jitter > 0:
-            cj = float(color_jitter)
-            photometric.append(
-                A.ColorJitter(brightness=cj, contrast=cj, saturation=cj, hue=min(cj / 4, 0.5), p=_prob(color_p, "color_p"))
-            )
-        lo, hi = self.gamma
-        photometric.append(A.RandomGamma(gamma_limit=(100 * lo, 100 * hi), p=_prob(gamma_p, "gamma_p")))
-        photometric.append(A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=_prob(blur_p, "blur_p")))
-        photometric.append(A.GaussNoise(std_range=self.noise_std, p=_prob(noise_p, "noise_p")))
-
+        geometric = self._geometric(hflip_p, affine_p, extra)
+        photometric = self._photometric(color_jitter, color_p, gamma_p, blur_p, noise_p)
         self.pipeline = A.Compose(
             geometric + photometric, mask_interpolation=nearest, save_applied_params=True, seed=seed,
             keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
@@ -456,6 +456,43 @@ class JointAugment:
     def _reseed(self, seed: int | None) -> None:
         """One numpy + one python stream shared by every transform of the pipeline."""
         self.pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+
+    def _geometric(self, hflip_p: float, affine_p: float, extra) -> list[A.BasicTransform]:
+        """Flip, affine (scale and rotation about the centre), crop, then ``extra``: the steps
+        that move pixels, so the intrinsics follow them."""
+        nearest = cv2.INTER_NEAREST
+        ops: list[A.BasicTransform] = [A.HorizontalFlip(p=_prob(hflip_p, "hflip_p"))]
+        if self.scale != (1.0, 1.0) or self.rotate != (0.0, 0.0):
+            ops.append(
+                A.Affine(
+                    scale=self.scale, rotate=self.rotate, keep_ratio=True,
+                    interpolation=cv2.INTER_LINEAR, mask_interpolation=nearest,
+                    border_mode=cv2.BORDER_CONSTANT, fill=0.0, fill_mask=0.0,
+                    p=_prob(affine_p, "affine_p"),
+                )
+            )
+        if self.crop is not None:
+            ops.append(A.RandomCrop(height=self.crop[0], width=self.crop[1], pad_if_needed=False, p=1.0))
+        for t in extra:
+            if not isinstance(t, A.BasicTransform):
+                raise TypeError(f"JointAugment: extra must hold albumentations transforms, got "
+                                f"{type(t).__name__}")
+        return ops + list(extra)
+
+    def _photometric(self, color_jitter: float, color_p: float, gamma_p: float, blur_p: float,
+                     noise_p: float) -> list[A.BasicTransform]:
+        """Colour jitter, gamma, blur and noise: the image only, after the geometry."""
+        ops: list[A.BasicTransform] = []
+        if color_jitter > 0:
+            cj = float(color_jitter)
+            ops.append(
+                A.ColorJitter(brightness=cj, contrast=cj, saturation=cj, hue=min(cj / 4, 0.5), p=_prob(color_p, "color_p"))
+            )
+        lo, hi = self.gamma
+        ops.append(A.RandomGamma(gamma_limit=(100 * lo, 100 * hi), p=_prob(gamma_p, "gamma_p")))
+        ops.append(A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=_prob(blur_p, "blur_p")))
+        ops.append(A.GaussNoise(std_range=self.noise_std, p=_prob(noise_p, "noise_p")))
+        return ops
 
     def __call__(self, sample: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         H, W = _check_sample(sample, "JointAugment")
@@ -470,12 +507,7 @@ class JointAugment:
 
         image = sample["image"]
         maps = [k for k, v in sample.items() if _is_pixel_map(k, v, H, W)]
-        # albumentations wants HWC numpy. Every per-pixel map goes, channel by channel, into the
-        # `masks` list as float64: exact for float32 depths, bools and integer labels below 2**53.
-        planes: list[np.ndarray] = []
-        for k in maps:
-            v = sample[k].detach().to("cpu")
-            planes += [np.ascontiguousarray(p, dtype=np.float64) for p in v.reshape(-1, H, W).numpy()]
+        planes = _to_planes([sample[k] for k in maps], H, W)
         img_np = np.ascontiguousarray(image.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy())
         probes = np.array([[0.0, 0.0], [W - 1.0, 0.0], [0.0, H - 1.0], [W - 1.0, H - 1.0],
                            [(W - 1) / 2, (H - 1) / 2]])
@@ -485,18 +517,7 @@ class JointAugment:
         new_img = torch.from_numpy(np.ascontiguousarray(res["image"], dtype=np.float32)).permute(2, 0, 1)
         out_image = new_img.clamp_(0.0, 1.0).to(image.device, image.dtype)
         H2, W2 = out_image.shape[-2:]
-        out_planes = iter(res["masks"])
-        warped: dict[str, torch.Tensor] = {}
-        for k in maps:
-            v = sample[k]
-            n = int(np.prod(v.shape[:-2])) if v.ndim > 2 else 1
-            arr = torch.from_numpy(np.stack([next(out_planes) for _ in range(n)]))
-            arr = arr.reshape(*v.shape[:-2], H2, W2)
-            if v.dtype == torch.bool:
-                arr = arr > 0.5
-            elif not v.is_floating_point():
-                arr = arr.round()
-            warped[k] = arr.to(v.device, v.dtype)
+        warped = dict(zip(maps, _from_planes(res["masks"], [sample[k] for k in maps], H2, W2)))
 
         for key, value in sample.items():
             if key == "image":
