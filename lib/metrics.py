@@ -40,6 +40,7 @@ __all__ = [
     "EPS",
     "abs_rel_per_image",
     "align",
+    "align_log",
     "align_median",
     "align_scale_shift",
     "align_to_points",
@@ -271,6 +272,57 @@ def align_median(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     aligned = scale.view(-1, 1, 1, 1) * pred.double()
     return aligned.to(pred.dtype), scale.to(pred.dtype)
 
+
+def align_log(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per-image least squares in log depth: :math:`\log \hat Z' = s \log \hat Z + t`.
+
+    With :math:`x = \log \hat Z`, :math:`y = \log Z` over an image's valid pixels, the closed
+    form is :math:`s = \mathrm{cov}(x, y) / \mathrm{var}(x)`, :math:`t = \bar y - s \bar x`, so
+    the aligned depth is :math:`e^{t} \hat Z^{s}`. It undoes a global scale (:math:`t`) and the
+    spread of the log-depths (:math:`s`), the two things a ranking loss cannot see: chapter 03
+    derives it for its ranking-trained model, chapter 05 aligns its variants with it.
+    :func:`align_scale_shift` cannot do this fit, as it wants a positive target and log depths
+    may be negative. Computed in float64.
+
+    Args:
+        pred: ``(B,1,H,W)`` depth, > 0 at valid pixels; target: ``(B,1,H,W)`` depth > 0 at
+            valid pixels; valid: ``(B,1,H,W)`` bool, at least two pixels per image with
+            different predictions.
+
+    Returns:
+        ``(aligned, s)``: ``aligned`` ``(B,1,H,W)`` in ``pred``'s dtype (where ``pred`` is not
+        positive outside ``valid`` it is taken as ``EPS``), ``s`` ``(B,)`` float64.
+
+    Example:
+        >>> g = torch.tensor([[[[1.0, 2.0, 4.0]]]])
+        >>> aligned, s = align_log(3 * g ** 2, g, torch.ones_like(g, dtype=torch.bool))
+        >>> round(s.item(), 6), [round(v, 6) for v in aligned.flatten().tolist()]
+        (0.5, [1.0, 2.0, 4.0])
+    """
+    checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
+    if bool((pred[valid] <= 0).any()):
+        raise ValueError("align_log: pred must be > 0 at every valid pixel (it takes its log)")
+    m = valid.double()
+    n = m.sum(_DIMS, keepdim=True)
+    if bool((n < 2).any()):
+        bad = (n.flatten() < 2).nonzero().flatten().tolist()
+        raise ValueError(f"align_log: images {bad} have fewer than 2 valid pixels to fit")
+    x_all = torch.where(valid | (pred > 0), pred, EPS).double().log()
+    x = torch.where(valid, x_all, 0.0)
+    y = torch.where(valid, target, 1.0).double().log()
+
+    def mean(v):  # per-image mean over the valid pixels, shape (B,1,1,1)
+        return (v * m).sum(_DIMS, keepdim=True) / n
+
+    mx, my = mean(x), mean(y)
+    var = mean((x - mx) ** 2)
+    if bool((var == 0).any()):
+        bad = (var.flatten() == 0).nonzero().flatten().tolist()
+        raise ValueError(f"align_log: the prediction is constant on images {bad}; "
+                         "no log-space scale can be fitted")
+    s = mean((x - mx) * (y - my)) / var
+    return (s * (x_all - mx) + my).exp().to(pred.dtype), s.flatten()
 
 def align(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
           method: Literal["none", "median", "lstsq"] = "lstsq",

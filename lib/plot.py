@@ -323,3 +323,35 @@ def thin_lens_diagram(f: float = 1.0, S_f: float = 3.0, near: float = 2.0, far: 
                  "(thick bars)")
     ax.set_xlim(-far - 0.5, vf + 0.9)
     return fig
+
+
+ORDINAL_COLOURS = {1: "tab:red", -1: "tab:blue", 0: "gold"}
+"""Colour of each ordinal label (+1: a is farther, -1: a is nearer, 0: equal)."""
+ORDINAL_NAMES = {1: "a farther (+1)", -1: "a nearer (-1)", 0: "equal (0)"}
+
+
+def ordinal_pairs(ax, idx_a, idx_b, labels, W: int, H: int | None = None, *, lw: float = 1.2,
+                  ms: float = 2.5) -> None:
+    """Point pairs on an image, as chapters 03 (random pairs) and 05 (edge- and
+    instance-guided pairs) show them: a line from a (dot) to b for each pair, coloured by its
+    ordinal label, with a legend label that counts each kind. ``idx_a``, ``idx_b`` are flat
+    indices ``row * W + col`` into an ``H x W`` image (``H = W`` by default); ``labels`` the
+    pairs' labels in {+1, -1, 0}. The axes are set to the image, without ticks."""
+    from matplotlib.collections import LineCollection
+
+    H = W if H is None else H
+    idx_a, idx_b, labels = (np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t).reshape(-1)
+                            for t in (idx_a, idx_b, labels))
+    ya, xa, yb, xb = idx_a // W, idx_a % W, idx_b // W, idx_b % W
+    for lab, colour in ORDINAL_COLOURS.items():
+        sel = labels == lab
+        ends_a = np.stack([xa[sel], ya[sel]], -1)
+        ends_b = np.stack([xb[sel], yb[sel]], -1)
+        segs = np.stack([ends_a, ends_b], 1)  # (n, 2 ends, xy)
+        ax.add_collection(LineCollection(segs, colors=colour, linewidths=lw, alpha=0.8))
+        ax.plot(xa[sel], ya[sel], "o", ms=ms, color=colour,
+                label=f"{ORDINAL_NAMES[lab]}: {int(sel.sum())}")
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])

@@ -524,3 +524,45 @@ def test_abs_rel_per_image_is_what_depth_metrics_averages():
         assert per[i].item() == pytest.approx(by_hand.item(), rel=1e-6)
     keep = [0, 1, 2, 4]
     assert per[keep].mean().item() == pytest.approx(depth_metrics(p[keep], g[keep], v[keep])["abs_rel"])
+
+
+# --------------------------------------------------------------------------- align_log
+def test_align_log_matches_an_independent_least_squares_fit():
+    g = torch.Generator().manual_seed(4)
+    target = 1 + 5 * torch.rand(3, 1, 6, 7, generator=g, dtype=torch.float64)
+    pred = 0.2 + torch.rand(3, 1, 6, 7, generator=g, dtype=torch.float64)
+    valid = torch.rand(3, 1, 6, 7, generator=g) > 0.3
+    aligned, s = M.align_log(pred, target, valid)
+    for i in range(3):
+        x, y = pred[i][valid[i]].log(), target[i][valid[i]].log()
+        A = torch.stack([x, torch.ones_like(x)], 1)
+        coef = torch.linalg.lstsq(A, y[:, None]).solution.flatten()
+        assert s[i].item() == pytest.approx(coef[0].item(), rel=1e-9)
+        expect = torch.exp(coef[0] * pred[i].log() + coef[1])
+        torch.testing.assert_close(aligned[i], expect, rtol=1e-9, atol=0)
+
+
+def test_align_log_undoes_a_power_and_a_scale_and_ignores_invalid_pixels():
+    g = torch.Generator().manual_seed(5)
+    target = 1 + 4 * torch.rand(2, 1, 5, 5, generator=g)
+    valid = torch.ones_like(target, dtype=torch.bool)
+    valid[:, :, 0] = False
+    pred = 0.3 * target ** 1.7
+    pred[:, :, 0] = -1.0  # not positive, but outside valid: taken as EPS, never read by the fit
+    aligned, s = M.align_log(pred, target, valid)
+    torch.testing.assert_close(s, torch.full((2,), 1 / 1.7, dtype=torch.float64), rtol=1e-5, atol=0)
+    torch.testing.assert_close(aligned[valid], target[valid], rtol=1e-5, atol=0)
+    assert aligned.dtype == pred.dtype and torch.isfinite(aligned).all()
+
+
+def test_align_log_refuses_what_it_cannot_fit():
+    t = torch.ones(1, 1, 2, 2) * 2
+    v = torch.ones_like(t, dtype=torch.bool)
+    with pytest.raises(ValueError, match="pred must be > 0"):
+        M.align_log(-t, t, v)
+    with pytest.raises(ValueError, match="constant"):
+        M.align_log(t, t, v)
+    one = torch.zeros_like(v)
+    one[..., 0, 0] = True
+    with pytest.raises(ValueError, match="fewer than 2 valid"):
+        M.align_log(t, t, one)

@@ -47,3 +47,20 @@ def test_panels_wrap_into_rows_of_at_most_four():
     rows = {round(ax.get_position().y0, 3) for ax in fig.get_axes() if ax.get_label() != "<colorbar>"}
     assert len(fig.get_axes()) >= 7 and len(rows) >= 2
     plt.close(fig)
+
+
+def test_ordinal_pairs_draws_each_pair_from_a_to_b_in_its_label_colour():
+    W, H = 10, 6
+    idx_a = torch.tensor([0, 12, 59, 33])   # (row, col): (0,0) (1,2) (5,9) (3,3)
+    idx_b = torch.tensor([11, 2, 48, 34])   # (1,1) (0,2) (4,8) (3,4)
+    labels = torch.tensor([1, -1, 1, 0])
+    fig, ax = plt.subplots()
+    plot.ordinal_pairs(ax, idx_a, idx_b, labels, W, H)
+    segs = {tuple(map(tuple, s)) for c in ax.collections for s in c.get_segments()}
+    assert segs == {((0, 0), (1, 1)), ((2, 1), (2, 0)), ((9, 5), (8, 4)), ((3, 3), (4, 3))}
+    names = [line.get_label() for line in ax.lines]
+    assert names == ["a farther (+1): 2", "a nearer (-1): 1", "equal (0): 1"]
+    assert ax.get_xlim() == (-0.5, W - 0.5) and ax.get_ylim() == (H - 0.5, -0.5)
+    colours = [matplotlib.colors.to_hex(c.get_colors()[0]) for c in ax.collections]
+    assert colours == [matplotlib.colors.to_hex(plot.ORDINAL_COLOURS[k]) for k in (1, -1, 0)]
+    plt.close(fig)

@@ -15,3 +15,4 @@ Inside a notebook::
 """
 from lib.paths import data_dir, notebooks_dir, reports_dir, runs_dir  # noqa: F401
 from lib.course.results import check, checked, record, recorded  # noqa: F401
+from lib.course.paired import paired_difference, verdict  # noqa: F401
