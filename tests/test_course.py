@@ -253,3 +253,18 @@ def test_clean_outputs_drops_widgets_stderr_and_progress_frames():
     assert [o.output_type for o in out.outputs] == ["stream", "display_data"]
     assert out.outputs[0].text == "step 3\ndone\n"
     assert out.outputs[1].data["text/plain"] == "kept"
+
+
+def test_recorded_table_fills_its_columns_and_leaves_none_empty():
+    from lib.course.results import recorded_table
+
+    def shape(n):
+        lines = recorded_table({f"n{i}": i for i in range(n)}).splitlines()
+        return len(lines) - 2, lines[0].count("recorded")
+
+    assert shape(3) == (3, 1)
+    assert shape(4) == (2, 2)      # not 2 rows of 3 pairs with the third pair empty
+    assert shape(7) == (3, 3)
+    assert shape(9) == (3, 3)
+    table = recorded_table({f"n{i}": i for i in range(4)})
+    assert "|  |  |" not in table and "`n3` | 3" in table

@@ -90,6 +90,12 @@ def test_notebook_runs_in_smoke_profile(smoke_runs, name):
     res = smoke_runs[name]
     assert res.ok, res.error
     assert res.record["numbers"], f"{name} recorded no numbers (call lib.course.record at the end)"
+    # a cell that ends in a bare expression prints its repr (a whole network, a list of
+    # matplotlib artists): the chapters show results with print, display and figures only
+    cells = json.loads(res.output.read_text())["cells"]
+    bare = [k for k, c in enumerate(cells) for o in c.get("outputs", [])
+            if o["output_type"] == "execute_result" and set(o["data"]) == {"text/plain"}]
+    assert not bare, f"{name}: cells {bare} print the repr of their last expression"
 
 
 @pytest.mark.slow

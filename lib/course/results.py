@@ -144,6 +144,7 @@ def recorded_table(numbers: dict[str, Any]) -> str:
         return ""
     per_row = 1 if len(items) <= 3 else 2 if max(len(k) for k in numbers) > 18 else 3
     rows = -(-len(items) // per_row)
+    per_row = -(-len(items) // rows)  # no column pair left empty (4 numbers: 2 rows of 2)
     cols = [items[c * rows:(c + 1) * rows] for c in range(per_row)]
     head = "| " + " | ".join(["recorded", "value"] * per_row) + " |\n"
     head += "|" + "---|" * (2 * per_row) + "\n"
