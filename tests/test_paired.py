@@ -48,14 +48,22 @@ def test_non_finite_images_are_left_out():
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="same images"):
         paired_difference(torch.zeros(3), torch.zeros(4))
-    with pytest.raises(ValueError, match="at least 2 finite"):
-        paired_difference(torch.tensor([1.0, float("nan")]))
-    with pytest.raises(ValueError, match="at least 2 finite"):
-        paired_difference(np.array([1.0]))
+    with pytest.raises(ValueError, match="no image has a finite difference"):
+        paired_difference(torch.tensor([float("nan"), float("inf")]))
+    with pytest.raises(ValueError, match="no image has a finite difference"):
+        paired_difference(np.array([]))
     with pytest.raises(ValueError, match="words"):
         verdict(1.0, 0.1, ("lower", "higher"))
     with pytest.raises(ValueError, match="standard error"):
-        verdict(1.0, float("nan"))
+        verdict(1.0, -0.1)
+
+
+def test_one_image_has_no_standard_error_and_so_no_difference():
+    mean, se = paired_difference(torch.tensor([0.5, float("nan")]))
+    assert mean == 0.5 and math.isnan(se)
+    mean, se = paired_difference(np.array([-3.0]))
+    assert mean == -3.0 and math.isnan(se)
+    assert verdict(-3.0, se) == "no different"
 
 
 def test_verdict_boundaries_within_two_se_is_no_difference():

@@ -34,7 +34,8 @@ def paired_difference(a, b=None) -> tuple[float, float]:
             The arithmetic stays in their dtype.
 
     Returns:
-        ``(mean, se)`` as floats.
+        ``(mean, se)`` as floats; ``se`` is NaN for a single image (one difference has no
+        spread), which :func:`verdict` reads as no difference.
     """
     if b is not None and tuple(np.shape(a)) != tuple(np.shape(b)):
         raise ValueError(f"paired_difference: a and b must score the same images, got shapes "
@@ -42,23 +43,29 @@ def paired_difference(a, b=None) -> tuple[float, float]:
     d = a if b is None else a - b
     if isinstance(d, torch.Tensor):
         d = d[torch.isfinite(d)]
-        n = len(d)
-        if n < 2:
-            raise ValueError(f"paired_difference needs at least 2 finite differences, got {n}")
-        return float(d.mean()), float(d.std() / math.sqrt(n))
+        if len(d) == 0:
+            raise ValueError("paired_difference: no image has a finite difference")
+        if len(d) == 1:
+            return float(d[0]), math.nan
+        return float(d.mean()), float(d.std() / math.sqrt(len(d)))
     d = np.asarray(d)
     d = d[np.isfinite(d)]
-    if len(d) < 2:
-        raise ValueError(f"paired_difference needs at least 2 finite differences, got {len(d)}")
+    if len(d) == 0:
+        raise ValueError("paired_difference: no image has a finite difference")
+    if len(d) == 1:
+        return float(d[0]), math.nan
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def verdict(mean: float, se: float,
             words: Sequence[str] = ("lower", "no different", "higher")) -> str:
     """``words[0]`` when ``mean < -2 se``, ``words[2]`` when ``mean > 2 se``, else ``words[1]``:
-    a difference within twice its standard error is no difference."""
+    a difference within twice its standard error is no difference, and so is one without a
+    standard error (NaN: a single image)."""
     if len(words) != 3:
         raise ValueError(f"verdict: words must be (lower, same, higher), got {words!r}")
-    if not se >= 0:
+    if se < 0:
         raise ValueError(f"verdict: the standard error must be >= 0, got {se}")
+    if math.isnan(se):
+        return words[1]
     return words[0] if mean < -2 * se else words[2] if mean > 2 * se else words[1]
