@@ -303,17 +303,16 @@ def align_log(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     checks.depth_maps(pred, target, valid, target_positive=True, pred_finite=True)
     if bool((pred[valid] <= 0).any()):
         raise ValueError("align_log: pred must be > 0 at every valid pixel (it takes its log)")
-    m = valid.double()
-    n = m.sum(_DIMS, keepdim=True)
+    n = _counts(valid)
     if bool((n < 2).any()):
-        bad = (n.flatten() < 2).nonzero().flatten().tolist()
+        bad = (n < 2).nonzero().flatten().tolist()
         raise ValueError(f"align_log: images {bad} have fewer than 2 valid pixels to fit")
     x_all = torch.where(valid | (pred > 0), pred, EPS).double().log()
     x = torch.where(valid, x_all, 0.0)
     y = torch.where(valid, target, 1.0).double().log()
 
     def mean(v):  # per-image mean over the valid pixels, shape (B,1,1,1)
-        return (v * m).sum(_DIMS, keepdim=True) / n
+        return _masked_mean(v, valid, n).view(-1, 1, 1, 1)
 
     mx, my = mean(x), mean(y)
     var = mean((x - mx) ** 2)

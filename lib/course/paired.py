@@ -43,19 +43,15 @@ def paired_difference(a, b=None) -> tuple[float, float]:
     d = a if b is None else a - b
     if isinstance(d, torch.Tensor):
         d = d[torch.isfinite(d)]
-        if len(d) == 0:
-            raise ValueError("paired_difference: no image has a finite difference")
-        if len(d) == 1:
-            return float(d[0]), math.nan
-        return float(d.mean()), float(d.std() / math.sqrt(len(d)))
-    d = np.asarray(d)
-    d = d[np.isfinite(d)]
+    else:
+        d = np.asarray(d)
+        d = d[np.isfinite(d)]
     if len(d) == 0:
         raise ValueError("paired_difference: no image has a finite difference")
     if len(d) == 1:
         return float(d[0]), math.nan
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
-
+    spread = d.std() if isinstance(d, torch.Tensor) else d.std(ddof=1)  # both n - 1
+    return float(d.mean()), float(spread / math.sqrt(len(d)))
 
 def verdict(mean: float, se: float,
             words: Sequence[str] = ("lower", "no different", "higher")) -> str:
