@@ -7,6 +7,7 @@ progress bar, and the same code under ``torchrun`` on several GPUs or machines.
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
@@ -335,6 +336,7 @@ def fit(
         raise ValueError(f"log_every must be >= 1, got {log_every}")
 
     rank, world, device, created_group = _setup_distributed(device)
+    failed = False
     try:
         seed_everything(seed + rank)
         amp_dtype = _resolve_amp(amp, device)
@@ -409,10 +411,30 @@ def fit(
             _restore_loader_generators(train_loader, saved_generators)
             if run.writer is not None:
                 run.writer.close()
+            run.net = None  # the DDP wrapper's reducer holds the process group: free it first
         return run.history
+    except BaseException:
+        failed = True
+        raise
     finally:
         if created_group:
-            dist.destroy_process_group()
+            _leave_process_group(wait=not failed)
+
+
+def _leave_process_group(wait: bool) -> None:
+    """Destroy the process group this process created, after (``wait``) every process is done.
+
+    The barrier keeps one process from closing its connections while a peer is still
+    finishing its last collective; the garbage collection frees the DDP reducer (which holds
+    the group) while the interpreter is fully alive. Without both, gloo's worker threads can
+    abort a process at exit (seen once in CI: ``terminate called without an active
+    exception``, exit code -6, after a run that had finished). After a failure there is no
+    barrier: a peer may be gone and never reach it.
+    """
+    if wait:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def _total_steps(steps: int | None, epochs: int | None, loader) -> int:

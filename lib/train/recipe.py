@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None):
     from lib.data import SyntheticRGBD
     from lib.models import DepthMaskNet, count_parameters
     from lib.runtime import pick_device, seed_everything
-    from lib.train.loop import evaluate, fit
+    from lib.train.loop import _leave_process_group, evaluate, fit
 
     args = _parser().parse_args(argv)
     created = False
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None):
         dist.init_process_group("nccl" if pick_device(args.device).type == "cuda" else "gloo")
         created = True
     rank = dist.get_rank() if dist.is_initialized() else 0
+    failed = False
     try:
         # rank 0 generates (and caches) the scenes first, the others then read the cache
         def datasets():
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None):
             if args.checkpoint:
                 print(f"checkpoint: {args.checkpoint}")
         return history
+    except BaseException:
+        failed = True
+        raise
     finally:
         if created:
-            dist.destroy_process_group()
+            _leave_process_group(wait=not failed)
