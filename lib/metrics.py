@@ -50,6 +50,7 @@ __all__ = [
     "psnr_per_image",
     "soft_edge_error",
     "soft_edge_error_map",
+    "soft_edge_error_per_image",
     "whdr",
 ]
 
@@ -653,11 +654,34 @@ def soft_edge_error(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
         >>> soft_edge_error(g, g, v), soft_edge_error(torch.tensor([[[[1.0, 2.0, 3.0, 4.0]]]]), g, v)
         (0.0, 1.0)
     """
+    per_image, count = _see_per_image(pred, target, valid, threshold, radius, dilation)
+    return float(_batch_mean(per_image, count > 0, "edge pixel"))
+
+
+def soft_edge_error_per_image(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                              threshold: float = 0.05, radius: int = 1,
+                              dilation: int = 0) -> torch.Tensor:
+    """SEE of every image, ``(B,)`` float64 metres, NaN for an image without an edge pixel:
+    the values whose mean is :func:`soft_edge_error`, for paired comparisons over the same
+    images (chapters 04 and 08). Arguments as for :func:`soft_edge_error`.
+
+    Example:
+        >>> g = torch.tensor([[[[1.0, 1.0, 4.0, 4.0]]], [[[2.0, 2.0, 2.0, 2.0]]]])
+        >>> p = torch.tensor([[[[1.0, 2.0, 3.0, 4.0]]], [[[2.0, 2.0, 2.0, 2.0]]]])
+        >>> soft_edge_error_per_image(p, g, g > 0).tolist()
+        [1.0, nan]
+    """
+    per_image, count = _see_per_image(pred, target, valid, threshold, radius, dilation)
+    return torch.where(count > 0, per_image, torch.full_like(per_image, math.nan))
+
+
+def _see_per_image(pred, target, valid, threshold, radius, dilation):
+    """(mean soft edge error over each image's edge pixels, their count), both ``(B,)``."""
     edges = depth_edges(target, valid, threshold=threshold, dilation=dilation)
     see = soft_edge_error_map(pred, target, valid, radius=radius).double()
     count = edges.sum(dim=_DIMS).double()
     per_image = torch.where(edges, see, torch.zeros_like(see)).sum(dim=_DIMS) / count.clamp(min=1)
-    return float(_batch_mean(per_image, count > 0, "edge pixel"))
+    return per_image, count
 
 
 # ----------------------------------------------------------------------------- images

@@ -268,18 +268,24 @@ def teacher_student_diagram(n_labelled: int):
     return fig
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]):
-    """A Markdown table from a header and rows of formatted cells (chapters 03 and 05 print
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1):
+    """A Markdown table from a header and rows of formatted cells (chapters 03, 05 and 08 print
     their results with it); the rule's dashes follow the cell widths, so that the PDF gives each
-    column the room it needs, and every column but the first is right-aligned (numbers).
+    column the room it needs. The first ``text_columns`` columns are left-aligned (names), the
+    others right-aligned (numbers).
 
     >>> md_table(["run", "WHDR"], [["a", "0.12"]]).data.splitlines()[1]
     '|----|------:|'
+    >>> md_table(["run", "mode", "WHDR"], [["a", "P16", "0.12"]], 2).data.splitlines()[1]
+    '|----|------|------:|'
     """
     from IPython.display import Markdown
 
+    if not 0 <= text_columns <= len(header):
+        raise ValueError(f"md_table: text_columns must be in 0..{len(header)}, got {text_columns}")
     widths = [max(len(str(c)) for c in col) + 2 for col in zip(*(list(rows) or [header]))]
-    rule = "|" + "|".join("-" * w + ("-" if j == 0 else ":") for j, w in enumerate(widths)) + "|"
+    rule = "|" + "|".join("-" * w + ("-" if j < text_columns else ":")
+                          for j, w in enumerate(widths)) + "|"
     body = ["| " + " | ".join(r) + " |" for r in [header, *rows]]
     return Markdown("\n".join(body[:1] + [rule] + body[1:]))
 

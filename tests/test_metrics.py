@@ -10,7 +10,8 @@ import torch
 
 import lib.metrics as M
 from lib.metrics import (EPS, abs_rel_per_image, align, align_median, align_scale_shift, depth_edges, depth_metrics,
-                         flat_map, soft_edge_error, soft_edge_error_map, whdr)
+                         flat_map, soft_edge_error, soft_edge_error_map,
+                         soft_edge_error_per_image, whdr)
 
 KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 
@@ -463,6 +464,19 @@ def test_see_matches_loop_reference_and_batch_mean_and_invalid_invariance():
     assert soft_edge_error(p2, g2, valid, threshold=0.2) == got
     m = soft_edge_error_map(pred, target, valid)
     assert m.shape == pred.shape and (m[~valid] == 0).all() and torch.isfinite(m).all()
+
+
+def test_see_per_image_is_each_image_alone_and_nan_without_edges():
+    pred, target, valid = random_batch(b=3, h=6, w=7, seed=12)
+    target[1] = 2.5  # a flat image: no depth edge
+    per = soft_edge_error_per_image(pred, target, valid, threshold=0.2)
+    assert per.shape == (3,) and per.dtype == torch.float64 and math.isnan(per[1])
+    for i in (0, 2):
+        one = (pred[i:i + 1], target[i:i + 1], valid[i:i + 1])
+        assert float(per[i]) == pytest.approx(ref_see(*one, th=0.2), rel=1e-6)
+    with pytest.warns(RuntimeWarning, match="no edge pixel"):
+        batch = soft_edge_error(pred, target, valid, threshold=0.2)
+    assert batch == pytest.approx(float(per[[0, 2]].mean()), rel=1e-12)
 
 
 def test_see_raises_without_edges():

@@ -53,6 +53,7 @@ def paired_difference(a, b=None) -> tuple[float, float]:
     spread = d.std() if isinstance(d, torch.Tensor) else d.std(ddof=1)  # both n - 1
     return float(d.mean()), float(spread / math.sqrt(len(d)))
 
+
 def verdict(mean: float, se: float,
             words: Sequence[str] = ("lower", "no different", "higher")) -> str:
     """``words[0]`` when ``mean < -2 se``, ``words[2]`` when ``mean > 2 se``, else ``words[1]``:
