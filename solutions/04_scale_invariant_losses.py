@@ -18,7 +18,8 @@ pred = g * noise  # a prediction with 10 % log-normal noise
 # ## Exercise 1
 #
 # *Show that Eigen's loss with $\lambda = 1$ does not change when the prediction is multiplied
-# by a constant $c$, and that with $\lambda = 0.5$ it grows by $(1-\lambda)\log^2 c$.*
+# by a constant $c$, and that with $\lambda = 0.5$ it grows by $(1-\lambda)\log^2 c$ when the
+# prediction's log errors average to zero.*
 #
 # With $d_i = \log \hat Z_i - \log Z_i$ the log error at pixel $i$, multiplying the prediction by
 # $c$ gives $d_i \to d_i + \log c$ for every pixel. The loss is

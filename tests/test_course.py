@@ -268,3 +268,4 @@ def test_recorded_table_fills_its_columns_and_leaves_none_empty():
     assert shape(9) == (3, 3)
     table = recorded_table({f"n{i}": i for i in range(4)})
     assert "|  |  |" not in table and "`n3` | 3" in table
+    assert table.splitlines()[1] == "|---|---:|---|---:|"  # values right-aligned

@@ -138,7 +138,8 @@ def _display(markdown: str) -> None:
 
 def recorded_table(numbers: dict[str, Any]) -> str:
     """The recorded numbers as a compact markdown table: up to three name/value pairs per row
-    (two when a name is long), filled column by column, so a run's numbers take a few lines."""
+    (two when a name is long), filled column by column, so a run's numbers take a few lines;
+    names left-aligned, values right-aligned as in the chapters' own tables."""
     items = [(f"`{k}`", _fmt(v)) for k, v in numbers.items()]
     if not items:
         return ""
@@ -147,7 +148,7 @@ def recorded_table(numbers: dict[str, Any]) -> str:
     per_row = -(-len(items) // rows)  # no column pair left empty (4 numbers: 2 rows of 2)
     cols = [items[c * rows:(c + 1) * rows] for c in range(per_row)]
     head = "| " + " | ".join(["recorded", "value"] * per_row) + " |\n"
-    head += "|" + "---|" * (2 * per_row) + "\n"
+    head += "|" + "---|---:|" * per_row + "\n"
     body = ""
     for r in range(rows):
         cells = [x for c in cols for x in (c[r] if r < len(c) else ("", ""))]
