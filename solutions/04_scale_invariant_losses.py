@@ -18,8 +18,8 @@ pred = g * noise  # a prediction with 10 % log-normal noise
 # ## Exercise 1
 #
 # *Show that Eigen's loss with $\lambda = 1$ does not change when the prediction is multiplied
-# by a constant $c$, and that with $\lambda = 0.5$ it grows by $(1-\lambda)\log^2 c$ when the
-# prediction's log errors average to zero.*
+# by a constant $c$, and that with $\lambda = 0.5$ it grows by $\tfrac12\log^2 c$, $(1-\lambda)\log^2 c$,
+# when the prediction's log errors average to zero.*
 #
 # With $d_i = \log \hat Z_i - \log Z_i$ the log error at pixel $i$, multiplying the prediction by
 # $c$ gives $d_i \to d_i + \log c$ for every pixel. The loss is
@@ -39,7 +39,7 @@ for lam in (1.0, 0.5):
 # %% [markdown]
 # ## Exercise 2
 #
-# *Derive the least-squares scale and shift $\min_{s,t}\sum_i (s p_i + t - g_i)^2$ and check it
+# *Derive the least-squares scale and shift $\arg\min_{s,t}\sum_i (s p_i + t - g_i)^2$ and check it
 # against a generic solver.*
 #
 # Setting both derivatives to zero gives the normal equations
