@@ -663,7 +663,7 @@ def soft_edge_error_per_image(pred: torch.Tensor, target: torch.Tensor, valid: t
                               dilation: int = 0) -> torch.Tensor:
     """SEE of every image, ``(B,)`` float64 metres, NaN for an image without an edge pixel:
     the values whose mean is :func:`soft_edge_error`, for paired comparisons over the same
-    images (chapters 04 and 08). Arguments as for :func:`soft_edge_error`.
+    images (chapters 04, 05 and 08). Arguments as for :func:`soft_edge_error`.
 
     Example:
         >>> g = torch.tensor([[[[1.0, 1.0, 4.0, 4.0]]], [[[2.0, 2.0, 2.0, 2.0]]]])
